@@ -1,0 +1,3 @@
+"""relata: one point of truth about every customer."""
+
+__version__ = "0.1.0"
