@@ -182,3 +182,14 @@ def customer_owned_tables() -> list[Table]:
         for t in Base.metadata.sorted_tables
         if "customer_id" in t.c and "origin_customer_id" in t.c
     ]
+
+
+def insert_ignoring_duplicates(session: Session, table: Table) -> Any:
+    """An INSERT that skips rows whose unique key is stored already."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()

@@ -18,6 +18,9 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from relata.db import Base, BigId, JSONType, UTCDateTime, utcnow
 
+# Byte order on PostgreSQL, so that prefix range scans do not depend on the locale.
+SearchKey = String(200).with_variant(String(200, collation="C"), "postgresql")
+
 
 class Customer(Base):
     __tablename__ = "customers"
@@ -47,8 +50,8 @@ class Customer(Base):
     # field -> {"source": name, "source_key": key, "at": ISO time}
     provenance: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Folded names (lower case, umlauts spelled out) for indexed prefix search.
-    first_name_key: Mapped[str | None] = mapped_column(String(200))
-    last_name_key: Mapped[str | None] = mapped_column(String(200))
+    first_name_key: Mapped[str | None] = mapped_column(SearchKey)
+    last_name_key: Mapped[str | None] = mapped_column(SearchKey)
 
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,51 @@
+"""The FastAPI application: every domain's router, the web UI, and the error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from relata import __version__
+from relata.api import errors
+from relata.config import Settings, get_settings
+from relata.db import Database
+
+
+def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    database = db or Database(settings.database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        database.migrate()
+        yield
+        if db is None:
+            database.dispose()
+
+    app = FastAPI(
+        title="relata",
+        version=__version__,
+        description="One point of truth about every customer.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = database
+    errors.install(app)
+
+    from relata.events.api import router as events_router
+    from relata.identity.api import router as identity_router
+    from relata.ingest.api import router as ingest_router
+    from relata.profiles.api import router as profiles_router
+    from relata.web.views import mount as mount_web
+
+    for router in (events_router, profiles_router, identity_router, ingest_router):
+        app.include_router(router)
+
+    @app.get("/health", tags=["meta"])
+    def health() -> dict[str, str]:
+        return {"status": "ok", "version": __version__}
+
+    mount_web(app)
+    return app

@@ -1,0 +1,5 @@
+"""The ASGI app for uvicorn workers: ``uvicorn relata.api.main:app``."""
+
+from relata.api.app import create_app
+
+app = create_app()

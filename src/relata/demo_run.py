@@ -1,0 +1,45 @@
+"""`relata demo`: generate the German demo data set and import it like a user would."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from rich.console import Console
+
+from relata.config import Settings
+from relata.db import Database
+from relata.events.files import import_events_file
+from relata.ingest.service import import_file
+from relata.ingest.sources import add_source, get_source
+
+
+def run_demo(settings: Settings, directory: Path, people: int, seed: int, out: Console, err: Console) -> None:
+    from relata.demo.generator import generate
+
+    started = time.perf_counter()
+    err.print(f"generating {people:,} synthetic people into {directory}/ (seed {seed}) …")
+    manifest = generate(directory, people=people, seed=seed)
+    db = Database(settings.database_url)
+    try:
+        db.migrate()
+        with db.session() as session:
+            for src in manifest.sources:
+                if get_source(session, src.name) is None:
+                    add_source(session, src.name, src.channel, src.trust)
+        for src in manifest.sources:
+            path = directory / src.file
+            with err.status(f"importing {src.file} into source {src.name} …"):
+                if src.kind == "events":
+                    summary = import_events_file(db, path, src.name, settings).as_dict()
+                else:
+                    mapping = directory / src.mapping if src.mapping else None
+                    summary = import_file(db, path, src.name, settings, mapping).as_dict()
+            counts = ", ".join(f"{k} {v}" for k, v in summary.items() if isinstance(v, int))
+            out.print(f"  {src.name:<11} {counts}")
+    finally:
+        db.dispose()
+    out.print(
+        f"demo data ready in {time.perf_counter() - started:.0f} s; "
+        f"ground truth: {directory / manifest.truth_file}"
+    )

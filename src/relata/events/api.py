@@ -1,0 +1,74 @@
+"""POST /v1/events: one message, a list of messages, or {"batch": [...]}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Body, Depends
+from fastapi.exceptions import RequestValidationError
+from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.orm import Session
+
+from relata.api.deps import get_settings, write_session
+from relata.config import Settings
+from relata.events import service
+from relata.events.schemas import Batch, EventsAccepted, Message
+
+router = APIRouter(prefix="/v1", tags=["events"])
+_message = TypeAdapter(Message)
+
+EXAMPLE = {
+    "batch": [
+        {
+            "type": "identify",
+            "userId": "K100023",
+            "anonymousId": "3f1c0d9e",
+            "traits": {"email": "anna.mueller@example.de", "firstName": "Anna"},
+            "messageId": "m-1",
+        },
+        {
+            "type": "track",
+            "userId": "K100023",
+            "event": "Order Completed",
+            "messageId": "m-2",
+            "timestamp": "2026-11-20T10:15:00Z",
+            "properties": {
+                "order_id": "O-1001",
+                "currency": "EUR",
+                "products": [{"product_id": "SKU-1", "name": "Laufschuh", "price": 89.9}],
+            },
+        },
+    ]
+}
+
+
+def parse(payload: Any) -> Batch:
+    """Accept what trackers send; refuse with the path of the first wrong field."""
+    try:
+        if isinstance(payload, list):
+            return Batch.model_validate({"batch": payload})
+        if isinstance(payload, dict) and "batch" in payload:
+            return Batch.model_validate(payload)
+        if isinstance(payload, dict):
+            return Batch(batch=[_message.validate_python(payload)])
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors()) from None
+    raise RequestValidationError(
+        [{"loc": ("body",), "msg": "expected a JSON object or a list of messages", "type": "type"}]
+    )
+
+
+@router.post("/events", status_code=202, response_model=EventsAccepted)
+def post_events(
+    payload: Any = Body(..., examples=[EXAMPLE]),
+    session: Session = Depends(write_session),
+    settings: Settings = Depends(get_settings),
+) -> EventsAccepted:
+    """Store identify, track, page and alias messages; a repeated messageId is stored once."""
+    batch = parse(payload)
+    result = service.ingest(session, batch.batch, settings, batch.source)
+    return EventsAccepted(
+        accepted=result.accepted,
+        duplicates=result.duplicates,
+        customers=sorted(set(result.customers)),
+    )

@@ -1,0 +1,100 @@
+"""The event API's messages, in the spirit of Segment's spec.
+
+Validation happens here, at the door: a malformed message is refused with the
+path of the wrong field before anything is stored.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from relata.events.purchases import HOLDING_EVENTS, InvalidProperty, holdings_from
+
+Id = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class _Message(BaseModel):
+    model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
+
+    messageId: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    userId: Id | None = None
+    anonymousId: Id | None = None
+    timestamp: datetime | None = None
+    context: dict[str, Any] = Field(default_factory=dict)
+    # Which registered source sent the message; the batch's or the default otherwise.
+    source: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+    @field_validator("userId", "anonymousId", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        # Many trackers send numeric user ids.
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @field_validator("timestamp")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _someone(self) -> _Message:
+        if not self.userId and not self.anonymousId:
+            raise ValueError("userId or anonymousId is required")
+        return self
+
+
+class Identify(_Message):
+    type: Literal["identify"]
+    traits: dict[str, Any] = Field(default_factory=dict)
+
+
+class Track(_Message):
+    type: Literal["track"]
+    event: Annotated[str, Field(min_length=1, max_length=200)]
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _holdings(self) -> Track:
+        if self.event in HOLDING_EVENTS:
+            try:
+                holdings_from(self.event, self.properties)
+            except InvalidProperty as exc:
+                raise ValueError(f"properties.{exc}") from None
+        return self
+
+
+class Page(_Message):
+    type: Literal["page"]
+    name: Annotated[str, Field(max_length=200)] | None = None
+    properties: dict[str, Any] = Field(default_factory=dict)
+
+
+class Alias(_Message):
+    type: Literal["alias"]
+    previousId: Id
+    userId: Id
+
+    @field_validator("previousId", mode="before")
+    @classmethod
+    def _previous_as_text(cls, value: Any) -> Any:
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+Message = Annotated[Identify | Track | Page | Alias, Field(discriminator="type")]
+
+
+class Batch(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    batch: Annotated[list[Message], Field(min_length=1, max_length=5000)]
+    source: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+
+
+class EventsAccepted(BaseModel):
+    accepted: int
+    duplicates: int
+    customers: list[int]

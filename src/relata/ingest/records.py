@@ -1,0 +1,257 @@
+"""Storing a batch of source records: diff, link, create customers, write.
+
+One call is one step of one transaction: a batch either lands whole or not at
+all, so an import that dies midway can simply be run again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from relata.config import Settings
+from relata.db import lock_keys, utcnow
+from relata.identity import service as identity
+from relata.identity.linking import LinkItem, Person
+from relata.identity.models import Identifier
+from relata.ingest.models import Source, SourceRecord
+from relata.profiles import service as profiles
+from relata.profiles.survivorship import Candidate, golden
+
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class RecordInput:
+    source_key: str
+    data: dict[str, Any]  # canonical fields, normalised
+    attributes: dict[str, Any] = field(default_factory=dict)
+    extra_ids: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(slots=True)
+class BatchResult:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    merged: int = 0
+    customer_of: dict[str, int] = field(default_factory=dict)  # source_key -> customer id
+
+
+@dataclass(slots=True)
+class _Row:
+    input: RecordInput
+    data: dict[str, Any]
+    attributes: dict[str, Any]
+    extra_ids: list[list[str]]
+    digest: str
+    existing: dict[str, Any] | None
+
+
+def _digest(data: dict[str, Any], attributes: dict[str, Any], extra: list[list[str]]) -> str:
+    blob = orjson.dumps([data, attributes, extra], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+def _existing(session: Session, source_id: int, keys: list[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    t = SourceRecord.__table__
+    for i in range(0, len(keys), CHUNK):
+        rows = session.execute(
+            select(t.c.id, t.c.source_key, t.c.customer_id, t.c.origin_customer_id, t.c.data)
+            .add_columns(t.c.attributes, t.c.extra_ids, t.c.content_hash)
+            .where(t.c.source_id == source_id, t.c.source_key.in_(keys[i : i + CHUNK]))
+        )
+        for row in rows:
+            found[row.source_key] = row._asdict()
+    return found
+
+
+def _prepare(inputs: list[RecordInput], existing: dict[str, dict[str, Any]], partial: bool) -> list[_Row]:
+    rows = []
+    for rec in inputs:
+        old = existing.get(rec.source_key)
+        data, attributes = dict(rec.data), dict(rec.attributes)
+        extra = [list(k) for k in rec.extra_ids]
+        if partial and old is not None:
+            # An identify call says what changed, not everything: keep the rest.
+            data = {**old["data"], **data}
+            attributes = {**old["attributes"], **attributes}
+            extra = [list(k) for k in dict.fromkeys(map(tuple, old["extra_ids"] + extra))]
+        rows.append(_Row(rec, data, attributes, extra, _digest(data, attributes, extra), old))
+    return rows
+
+
+def _dedupe(inputs: list[RecordInput], partial: bool) -> list[RecordInput]:
+    """One input per key, as if the batch had been delivered one record at a time."""
+    last: dict[str, RecordInput] = {}
+    for rec in inputs:
+        before = last.pop(rec.source_key, None)
+        if partial and before is not None:
+            rec = RecordInput(
+                rec.source_key,
+                {**before.data, **rec.data},
+                {**before.attributes, **rec.attributes},
+                tuple(dict.fromkeys(before.extra_ids + rec.extra_ids)),
+            )
+        last[rec.source_key] = rec
+    return list(last.values())
+
+
+def upsert_records(
+    session: Session,
+    source: Source,
+    inputs: list[RecordInput],
+    settings: Settings,
+    *,
+    partial: bool = False,
+) -> BatchResult:
+    result = BatchResult()
+    inputs = _dedupe(inputs, partial)
+    strong = set(settings.strong_identifiers)
+    lock_keys(
+        session,
+        [f"rec:{source.id}:{r.source_key}" for r in inputs]
+        + identity.lock_names(
+            k
+            for r in inputs
+            for k in identity.record_identifiers(r.data, r.extra_ids)
+            if k[0] in strong
+        ),
+    )
+    existing = _existing(session, source.id, [r.source_key for r in inputs])
+    rows = _prepare(inputs, existing, partial)
+    changed = []
+    for row in rows:
+        if row.existing is not None and row.existing["content_hash"] == row.digest:
+            result.unchanged += 1
+            result.customer_of[row.input.source_key] = row.existing["customer_id"]
+        else:
+            changed.append(row)
+    if not changed:
+        return result
+
+    items = [
+        LinkItem(
+            current=row.existing["customer_id"] if row.existing else None,
+            identifiers=identity.record_identifiers(row.data, row.extra_ids),
+            person=Person(
+                row.data.get("first_name"), row.data.get("last_name"), row.data.get("birth_date")
+            ),
+        )
+        for row in changed
+    ]
+    plan = identity.plan(session, items, settings)
+    now = utcnow()
+
+    # New customers are born with their golden record: all their records are here.
+    members: dict[int, list[_Row]] = defaultdict(list)
+    for ref, row in zip(plan.assign, changed, strict=True):
+        if ref < 0:
+            members[ref].append(row)
+    goldens = [
+        golden(
+            [Candidate(source.name, r.input.source_key, source.trust, now, r.data) for r in members[ref]],
+            settings.survivorship,
+        )
+        for ref in plan.new
+    ]
+    ids = dict(zip(plan.new, profiles.create_customers(session, goldens), strict=True))
+
+    touched: set[int] = set()
+    for survivor, merged, why in plan.merges:
+        identity.merge(session, survivor, merged, f"shared identifier {why}")
+        touched.add(survivor)
+        result.merged += 1
+
+    customer_ids = [ids.get(ref, ref) for ref in plan.assign]
+    born = set(ids.values())
+    touched.update(cid for cid in customer_ids if cid not in born)
+    touched.update(row.existing["customer_id"] for row in changed if row.existing)
+    _write(session, source, changed, customer_ids, now, result)
+    profiles.refresh(
+        session, {identity.resolve_id(session, c) for c in touched}, settings.survivorship
+    )
+    return result
+
+
+def _write(
+    session: Session,
+    source: Source,
+    rows: list[_Row],
+    customer_ids: list[int],
+    now: Any,
+    result: BatchResult,
+) -> None:
+    t = SourceRecord.__table__
+    fresh = [(row, cid) for row, cid in zip(rows, customer_ids, strict=True) if row.existing is None]
+    stale = [(row, cid) for row, cid in zip(rows, customer_ids, strict=True) if row.existing]
+    # (record id, customer id, origin customer id, row)
+    record_ids: list[tuple[int, int, int, _Row]] = []
+    if fresh:
+        inserted = session.execute(
+            t.insert().returning(t.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "source_id": source.id,
+                    "source_key": row.input.source_key,
+                    "customer_id": cid,
+                    "origin_customer_id": cid,
+                    "data": row.data,
+                    "attributes": row.attributes,
+                    "extra_ids": row.extra_ids,
+                    "content_hash": row.digest,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for row, cid in fresh
+            ],
+        )
+        record_ids.extend(
+            (rid, cid, cid, row) for (rid,), (row, cid) in zip(inserted, fresh, strict=True)
+        )
+    for row, cid in stale:
+        assert row.existing is not None
+        session.execute(
+            t.update()
+            .where(t.c.id == row.existing["id"])
+            .values(
+                data=row.data,
+                attributes=row.attributes,
+                extra_ids=row.extra_ids,
+                content_hash=row.digest,
+                updated_at=now,
+            )
+        )
+        record_ids.append((row.existing["id"], cid, row.existing["origin_customer_id"], row))
+    if stale:
+        stale_ids = [row.existing["id"] for row, _ in stale if row.existing]
+        for i in range(0, len(stale_ids), CHUNK):
+            session.execute(
+                delete(Identifier).where(Identifier.source_record_id.in_(stale_ids[i : i + CHUNK]))
+            )
+    identity.write_identifiers(
+        session,
+        [
+            {
+                "kind": kind,
+                "value": value,
+                "customer_id": cid,
+                "origin_customer_id": origin,
+                "source_record_id": rid,
+                "created_at": now,
+            }
+            for rid, cid, origin, row in record_ids
+            for kind, value in identity.record_identifiers(row.data, row.extra_ids)
+        ],
+    )
+    result.new += len(fresh)
+    result.updated += len(stale)
+    for _, cid, _, row in record_ids:
+        result.customer_of[row.input.source_key] = cid

@@ -1,0 +1,277 @@
+"""File intake and the quarantine: from a CSV or JSONL file to stored records."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from relata.config import Settings
+from relata.db import Database, insert_ignoring_duplicates, utcnow
+from relata.ingest.mapping import (
+    Mapping,
+    MappingError,
+    apply_mapping,
+    guess_mapping,
+    load_mapping,
+    mapping_problems,
+)
+from relata.ingest.models import QuarantineEntry, Source
+from relata.ingest.normalise import InvalidValue, normalise_record
+from relata.ingest.readers import RawRow, ReadError, headers, read_file
+from relata.ingest.records import BatchResult, RecordInput, upsert_records
+from relata.ingest.sources import SourceError, require_source
+
+Progress = Callable[[int], None]  # called with the number of rows just handled
+
+
+class FileImportError(ValueError):
+    """The whole file cannot be imported (unreadable, or no usable mapping)."""
+
+
+@dataclass(slots=True)
+class ImportSummary:
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+    merged: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    def add(self, batch: BatchResult) -> None:
+        self.new += batch.new
+        self.updated += batch.updated
+        self.unchanged += batch.unchanged
+        self.merged += batch.merged
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "new": self.new,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "quarantined": self.quarantined,
+            "merged": self.merged,
+            "problems": self.problems,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    line_no: int | None
+    raw_kind: str  # "row" or "line"
+    raw: str
+    reason: str
+
+
+def to_record(mapping: Mapping, values: dict[str, str], region: str) -> RecordInput:
+    """Map and normalise one row; raises MappingError or InvalidValue for quarantine."""
+    mapped = apply_mapping(mapping, values)
+    normal = normalise_record(mapped.fields, region=region)
+    attributes: dict[str, Any] = dict(mapped.attributes)
+    for name, raw in normal.dropped.items():
+        attributes[f"_invalid_{name}"] = raw
+    return RecordInput(mapped.source_key, normal.data, attributes)
+
+
+def _convert(mapping: Mapping, row: RawRow, region: str) -> RecordInput | Rejected:
+    if row.values is None:
+        return Rejected(row.line_no, "line", row.text or "", row.error or "unparseable line")
+    try:
+        return to_record(mapping, row.values, region)
+    except (MappingError, InvalidValue) as exc:
+        raw = orjson.dumps(row.values, option=orjson.OPT_SORT_KEYS).decode()
+        return Rejected(row.line_no, "row", raw, str(exc))
+
+
+def quarantine(session: Session, source: Source, origin: str, rejected: list[Rejected]) -> None:
+    if not rejected:
+        return
+    now = utcnow()
+    session.execute(
+        insert_ignoring_duplicates(session, QuarantineEntry.__table__),
+        [
+            {
+                "source_id": source.id,
+                "origin": origin[-500:],
+                "line_no": r.line_no,
+                "raw_kind": r.raw_kind,
+                "raw": r.raw,
+                "raw_hash": hashlib.blake2b(r.raw.encode(), digest_size=16).hexdigest(),
+                "reason": r.reason,
+                "status": "open",
+                "created_at": now,
+            }
+            for r in rejected
+        ],
+    )
+
+
+def choose_mapping(source: Source, file_headers: list[str], mapping_file: Path | None) -> Mapping:
+    """An explicit mapping file wins, then the source's stored mapping, then a guess."""
+    if mapping_file is not None:
+        mapping = load_mapping(mapping_file)
+    elif source.mapping and not mapping_problems(Mapping.from_json(source.mapping), file_headers):
+        mapping = Mapping.from_json(source.mapping)
+    else:
+        mapping = guess_mapping(file_headers)
+    problems = mapping_problems(mapping, file_headers)
+    if problems:
+        raise FileImportError("; ".join(problems))
+    if not mapping.fields:
+        raise FileImportError(
+            "no column of the file is a known customer field; give a mapping with --mapping"
+        )
+    return mapping
+
+
+def _batches(rows: Iterator[RawRow], size: int) -> Iterator[list[RawRow]]:
+    batch: list[RawRow] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def import_file(
+    db: Database,
+    path: Path,
+    source_name: str,
+    settings: Settings,
+    mapping_file: Path | None = None,
+    progress: Progress | None = None,
+) -> ImportSummary:
+    """Import a CSV or JSONL file of people into ``source_name``; one transaction a batch."""
+    if not path.is_file():
+        raise FileImportError(f"no such file: {path}")
+    try:
+        file_headers = headers(path)
+    except ReadError as exc:
+        raise FileImportError(f"{path.name}: {exc}") from exc
+    with db.session() as session:
+        source = require_source(session, source_name)
+        mapping = choose_mapping(source, file_headers, mapping_file)
+        source.mapping = mapping.to_json()
+    summary = ImportSummary()
+    try:
+        for batch in _batches(read_file(path), settings.import_batch_size):
+            converted = [_convert(mapping, row, settings.default_region) for row in batch]
+            records = [c for c in converted if isinstance(c, RecordInput)]
+            rejected = [c for c in converted if isinstance(c, Rejected)]
+            with db.session() as session:
+                src = session.get(Source, source.id)
+                assert src is not None
+                summary.add(upsert_records(session, src, records, settings))
+                quarantine(session, src, str(path), rejected)
+            summary.quarantined += len(rejected)
+            if progress:
+                progress(len(batch))
+    except ReadError as exc:
+        raise FileImportError(f"{path.name}: {exc}") from exc
+    return summary
+
+
+def list_quarantine(
+    session: Session, source_name: str | None = None, status: str = "open", limit: int = 100
+) -> list[tuple[QuarantineEntry, str]]:
+    stmt = (
+        select(QuarantineEntry, Source.name)
+        .join(Source, Source.id == QuarantineEntry.source_id)
+        .order_by(QuarantineEntry.id)
+        .limit(limit)
+    )
+    if status != "all":
+        stmt = stmt.where(QuarantineEntry.status == status)
+    if source_name is not None:
+        stmt = stmt.where(Source.id == require_source(session, source_name).id)
+    return [(entry, name) for entry, name in session.execute(stmt).all()]
+
+
+@dataclass(slots=True)
+class RetrySummary:
+    resolved: int = 0
+    still_open: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+
+
+def retry_quarantine(
+    session: Session, settings: Settings, source_name: str | None = None
+) -> RetrySummary:
+    """Run open rows again through their source's current mapping; keep what still fails."""
+    summary = RetrySummary()
+    sources = (
+        [require_source(session, source_name)]
+        if source_name
+        else list(
+            session.scalars(
+                select(Source).where(
+                    Source.id.in_(
+                        select(QuarantineEntry.source_id).where(QuarantineEntry.status == "open")
+                    )
+                )
+            )
+        )
+    )
+    for source in sources:
+        entries = list(
+            session.scalars(
+                select(QuarantineEntry)
+                .where(QuarantineEntry.source_id == source.id, QuarantineEntry.status == "open")
+                .order_by(QuarantineEntry.id)
+            )
+        )
+        _retry_source(session, settings, source, entries, summary)
+    return summary
+
+
+def _retry_source(
+    session: Session,
+    settings: Settings,
+    source: Source,
+    entries: list[QuarantineEntry],
+    summary: RetrySummary,
+) -> None:
+    records: list[RecordInput] = []
+    fixed: list[int] = []
+    for entry in entries:
+        reason = "an unparseable line cannot be retried; correct the file and import it again"
+        if entry.raw_kind == "row":
+            values = orjson.loads(entry.raw)
+            mapping = (
+                Mapping.from_json(source.mapping) if source.mapping else guess_mapping(list(values))
+            )
+            try:
+                records.append(to_record(mapping, values, settings.default_region))
+                fixed.append(entry.id)
+                continue
+            except (MappingError, InvalidValue) as exc:
+                reason = str(exc)
+        entry.reason = reason
+        summary.still_open += 1
+        summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
+    if records:
+        upsert_records(session, source, records, settings)
+        session.execute(
+            update(QuarantineEntry)
+            .where(QuarantineEntry.id.in_(fixed))
+            .values(status="resolved", resolved_at=utcnow())
+        )
+        summary.resolved += len(fixed)
+
+
+__all__ = [
+    "FileImportError",
+    "ImportSummary",
+    "SourceError",
+    "import_file",
+    "list_quarantine",
+    "retry_quarantine",
+]

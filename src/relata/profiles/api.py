@@ -1,0 +1,73 @@
+"""The 360° view and customer search."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, HTTPException, Query
+from fastapi.responses import RedirectResponse
+from sqlalchemy.orm import Session
+
+from relata.api.deps import read_session
+from relata.profiles import service, view
+from relata.profiles.schemas import CustomerSummary, CustomerView, Holdings, Timeline
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+
+def _active_or_redirect(session: Session, customer_id: int, suffix: str = "") -> int | RedirectResponse:
+    customer = service.resolve(session, customer_id)
+    if customer is None:
+        raise HTTPException(404, f"no customer with id {customer_id}")
+    if customer.id != customer_id:
+        # Merged away: the surviving customer answers for it.
+        return RedirectResponse(f"/v1/customers/{customer.id}{suffix}", status_code=308)
+    return customer.id
+
+
+@router.get("", response_model=list[CustomerSummary])
+def search_customers(
+    q: str = Query(..., min_length=1, max_length=200, description="name, e-mail, phone or number"),
+    limit: int = Query(20, ge=1, le=100),
+    session: Session = Depends(read_session),
+) -> list[CustomerSummary]:
+    return view.search(session, q, limit)
+
+
+@router.get("/{customer_id}", response_model=CustomerView)
+def get_customer(
+    customer_id: int,
+    page_size: int = Query(50, ge=1, le=500),
+    before: str | None = Query(None, description="cursor from timeline.next_cursor"),
+    session: Session = Depends(read_session),
+):  # type: ignore[no-untyped-def]
+    found = _active_or_redirect(session, customer_id)
+    if isinstance(found, RedirectResponse):
+        return found
+    customer = service.resolve(session, found)
+    assert customer is not None
+    return view.view(session, customer, page_size, before)
+
+
+@router.get("/{customer_id}/timeline", response_model=Timeline)
+def get_timeline(
+    customer_id: int,
+    page_size: int = Query(50, ge=1, le=500),
+    before: str | None = None,
+    session: Session = Depends(read_session),
+):  # type: ignore[no-untyped-def]
+    found = _active_or_redirect(session, customer_id, "/timeline")
+    if isinstance(found, RedirectResponse):
+        return found
+    return view.timeline_page(session, found, page_size, before)
+
+
+@router.get("/{customer_id}/holdings", response_model=Holdings)
+def get_holdings(
+    customer_id: int,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+    session: Session = Depends(read_session),
+):  # type: ignore[no-untyped-def]
+    found = _active_or_redirect(session, customer_id, "/holdings")
+    if isinstance(found, RedirectResponse):
+        return found
+    return view.holdings_list(session, found, limit, offset)

@@ -1,0 +1,122 @@
+"""The golden record: create customers, recompute them from their records, find them."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
+from typing import Any
+
+from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy.orm import Session
+
+from relata.db import utcnow
+from relata.ingest.models import Source, SourceRecord
+from relata.ingest.normalise import fold
+from relata.profiles.models import Customer
+from relata.profiles.survivorship import GOLDEN_FIELDS, Candidate, Golden, golden
+
+CHUNK = 500
+
+
+def customer_values(g: Golden) -> dict[str, Any]:
+    """The columns of ``customers`` that a golden record sets."""
+    values: dict[str, Any] = {f: g.values.get(f) for f in GOLDEN_FIELDS}
+    if values["birth_date"]:
+        values["birth_date"] = date.fromisoformat(values["birth_date"])
+    values["provenance"] = g.provenance
+    values["first_name_key"] = fold(values["first_name"] or "") or None
+    values["last_name_key"] = fold(values["last_name"] or "") or None
+    return values
+
+
+def create_customers(session: Session, goldens: Sequence[Golden]) -> list[int]:
+    if not goldens:
+        return []
+    now = utcnow()
+    rows = [{**customer_values(g), "created_at": now, "updated_at": now} for g in goldens]
+    result = session.execute(
+        Customer.__table__.insert().returning(Customer.id, sort_by_parameter_order=True), rows
+    )
+    return [row[0] for row in result]
+
+
+def candidates_of(session: Session, customer_ids: Iterable[int]) -> dict[int, list[Candidate]]:
+    """Every customer's source records, as survivorship candidates."""
+    found: dict[int, list[Candidate]] = defaultdict(list)
+    ids = sorted(set(customer_ids))
+    for i in range(0, len(ids), CHUNK):
+        rows = session.execute(
+            select(
+                SourceRecord.customer_id,
+                Source.name,
+                Source.trust,
+                SourceRecord.source_key,
+                SourceRecord.updated_at,
+                SourceRecord.data,
+            )
+            .join(Source, Source.id == SourceRecord.source_id)
+            .where(SourceRecord.customer_id.in_(ids[i : i + CHUNK]))
+        )
+        for cid, name, trust, key, at, data in rows:
+            found[cid].append(Candidate(name, key, trust, at, data))
+    return found
+
+
+def refresh(session: Session, customer_ids: Iterable[int], rules: Mapping[str, str]) -> None:
+    """Recompute the golden record of each customer from its source records."""
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return
+    found = candidates_of(session, ids)
+    now = utcnow()
+    rows = []
+    for cid in ids:
+        values = customer_values(golden(found.get(cid, []), rules))
+        rows.append({"_id": cid, **values, "updated_at": now})
+    stmt = (
+        update(Customer.__table__)
+        .where(Customer.__table__.c.id == bindparam("_id"))
+        .values({k: bindparam(k) for k in rows[0] if k != "_id"})
+    )
+    session.connection().execute(stmt, rows)
+
+
+def resolve(session: Session, customer_id: int) -> Customer | None:
+    """The active customer that ``customer_id`` is or was merged into."""
+    seen = set()
+    customer = session.get(Customer, customer_id)
+    while customer is not None and customer.merged_into_id is not None:
+        if customer.id in seen:  # a cycle would be a bug; never loop forever on it
+            raise RuntimeError(f"merge cycle at customer {customer.id}")
+        seen.add(customer.id)
+        customer = session.get(Customer, customer.merged_into_id)
+    return customer
+
+
+def name_matches(session: Session, tokens: Sequence[str], limit: int) -> list[int]:
+    """Customers whose first or last name starts with every token (index range scans)."""
+    stmt = select(Customer.id).where(Customer.status == "active")
+    for token in tokens:
+        upper = token + "\U0010ffff"
+        stmt = stmt.where(
+            or_(
+                Customer.last_name_key.between(token, upper),
+                Customer.first_name_key.between(token, upper),
+            )
+        )
+    return list(session.scalars(stmt.order_by(Customer.id).limit(limit)))
+
+
+def get_many(session: Session, ids: Sequence[int]) -> list[Customer]:
+    if not ids:
+        return []
+    by_id = {c.id: c for c in session.scalars(select(Customer).where(Customer.id.in_(ids)))}
+    return [by_id[i] for i in ids if i in by_id]
+
+
+def age(birth: date | None, today: date | None = None) -> int | None:
+    if birth is None:
+        return None
+    today = today or date.today()
+    return today.year - birth.year - ((today.month, today.day) < (birth.month, birth.day))

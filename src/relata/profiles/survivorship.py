@@ -1,0 +1,85 @@
+"""Survivorship: which source wins each field of the golden record. Pure, no I/O.
+
+Fields are decided in units: the address (street, house number, postcode, city,
+country) always comes from one record as a whole, so a golden record never pairs
+one source's street with another source's city.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+ADDRESS = ("street", "house_number", "postcode", "city", "country")
+UNITS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("first_name", ("first_name",)),
+    ("last_name", ("last_name",)),
+    ("birth_date", ("birth_date",)),
+    ("gender", ("gender",)),
+    ("company", ("company",)),
+    ("email", ("email",)),
+    ("phone", ("phone",)),
+    ("address", ADDRESS),
+    ("customer_number", ("customer_number",)),
+    ("loyalty_card", ("loyalty_card",)),
+)
+GOLDEN_FIELDS = tuple(f for _, fields in UNITS for f in fields)
+RULES = ("trust", "recent")
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One source record as survivorship sees it."""
+
+    source: str
+    source_key: str
+    trust: int
+    at: datetime
+    data: Mapping[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Golden:
+    values: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def _rank(rule: str, c: Candidate) -> tuple[Any, ...]:
+    # The source key breaks the last tie so the result never depends on input order.
+    if rule == "recent":
+        return (c.at, c.trust, c.source_key)
+    return (c.trust, c.at, c.source_key)
+
+
+def _complete_address(data: Mapping[str, Any]) -> bool:
+    return bool(data.get("street") and (data.get("postcode") or data.get("city")))
+
+
+def golden(candidates: Sequence[Candidate], rules: Mapping[str, str] | None = None) -> Golden:
+    """Pick every unit's value from the best candidate that has it."""
+    rules = rules or {}
+    values: dict[str, Any] = {}
+    provenance: dict[str, dict[str, Any]] = {}
+    for unit, fields in UNITS:
+        rule = rules.get(unit, "trust")
+        having = [c for c in candidates if any(c.data.get(f) for f in fields)]
+        if unit == "address":
+            # A complete address beats a better source's fragment of one.
+            complete = [c for c in having if _complete_address(c.data)]
+            having = complete or having
+        if not having:
+            continue
+        best = max(having, key=lambda c, r=rule: _rank(r, c))
+        for f in fields:
+            value = best.data.get(f)
+            if value:
+                values[f] = value
+                provenance[f] = {
+                    "source": best.source,
+                    "source_key": best.source_key,
+                    "at": best.at.isoformat(),
+                    "rule": rule,
+                }
+    return Golden(values, provenance)

@@ -1,0 +1,22 @@
+"""Small builders shared by the storage tests."""
+
+from __future__ import annotations
+
+from relata.config import Settings
+from relata.db import Database
+from relata.ingest.records import BatchResult, RecordInput, upsert_records
+from relata.ingest.sources import add_source, require_source
+
+
+def make_source(db: Database, name: str, channel: str = "shop", trust: int = 50) -> None:
+    with db.session() as session:
+        add_source(session, name, channel, trust)
+
+
+def put(db: Database, settings: Settings, source: str, *records: RecordInput) -> BatchResult:
+    with db.session() as session:
+        return upsert_records(session, require_source(session, source), list(records), settings)
+
+
+def rec(key: str, **data: str) -> RecordInput:
+    return RecordInput(key, dict(data))

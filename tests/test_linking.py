@@ -1,0 +1,91 @@
+"""Deterministic linking, without a database."""
+
+from relata.identity.linking import LinkItem, Person, compatible, plan_links
+
+STRONG = ["email", "customer_number", "loyalty_card", "anonymous_id"]
+SHARED = ["email", "phone"]
+
+
+def item(*ids: tuple[str, str], first=None, last=None, birth=None, current=None) -> LinkItem:
+    return LinkItem(current, list(ids), Person(first, last, birth))
+
+
+def plan(items, owners=None, persons=None):
+    return plan_links(items, owners or {}, persons or {}, STRONG, SHARED)
+
+
+def test_records_sharing_an_email_become_one_new_customer():
+    p = plan(
+        [
+            item(("email", "a@x.de"), first="Anna"),
+            item(("email", "a@x.de"), first="Anna"),
+            item(("email", "b@x.de"), first="Bert"),
+        ]
+    )
+    assert p.assign[0] == p.assign[1] != p.assign[2]
+    assert len(p.new) == 2 and not p.merges
+
+
+def test_a_record_joins_the_existing_owner_of_its_identifier():
+    p = plan([item(("customer_number", "K1"))], owners={("customer_number", "K1"): {7}})
+    assert p.assign == [7] and p.new == []
+
+
+def test_a_family_email_does_not_link_two_different_first_names():
+    p = plan(
+        [
+            item(("email", "familie@web.de"), first="Anna", last="Müller"),
+            item(("email", "familie@web.de"), first="Peter", last="Müller"),
+        ]
+    )
+    assert p.assign[0] != p.assign[1]
+
+
+def test_a_nameless_record_on_an_ambiguous_family_email_links_to_no_one():
+    p = plan(
+        [item(("email", "familie@web.de"))],
+        owners={("email", "familie@web.de"): {1, 2}},
+        persons={1: Person("Anna", "Müller"), 2: Person("Peter", "Müller")},
+    )
+    assert p.assign[0] < 0 and not p.merges
+
+
+def test_an_exclusive_identifier_links_even_when_names_differ():
+    p = plan(
+        [item(("customer_number", "K1"), first="Hans")],
+        owners={("customer_number", "K1"): {3}},
+        persons={3: Person("Johann", "Schmidt")},
+    )
+    assert p.assign == [3]
+
+
+def test_identifiers_of_two_customers_merge_them_into_the_older():
+    p = plan(
+        [item(("email", "a@x.de"), ("customer_number", "K1"), first="Anna")],
+        owners={("email", "a@x.de"): {9}, ("customer_number", "K1"): {4}},
+        persons={9: Person("Anna"), 4: Person("Anna")},
+    )
+    assert p.assign == [4]
+    assert [(s, m) for s, m, _ in p.merges] == [(4, 9)]
+
+
+def test_a_typo_transliteration_or_initial_is_still_compatible():
+    assert compatible(Person("Jürgen"), Person("Juergen"))
+    assert compatible(Person("Michael"), Person("Micheal"))
+    assert compatible(Person("J."), Person("Jürgen"))
+    assert compatible(Person("Anna Maria"), Person("Anna"))
+
+
+def test_different_birth_dates_are_different_people_unless_day_and_month_swapped():
+    assert not compatible(Person("Hans", birth_date="1960-01-02"), Person("Hans", birth_date="1990-01-02"))
+    assert compatible(Person("Hans", birth_date="1980-03-04"), Person("Hans", birth_date="1980-04-03"))
+
+
+def test_swapped_first_and_last_names_are_compatible():
+    assert compatible(Person("Müller", "Anna"), Person("Anna", "Müller"))
+    assert not compatible(Person("Anna", "Müller"), Person("Peter", "Müller"))
+
+
+def test_phone_is_not_strong_by_default_and_never_links():
+    p = plan([item(("phone", "+4930123")), item(("phone", "+4930123"))])
+    assert p.assign[0] != p.assign[1]
