@@ -51,7 +51,15 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     from relata.ingest.sources import SourceError
     from relata.profiles.view import CursorError
 
-    return (Failure, EventError, MergeError, MappingError, FileImportError, SourceError, CursorError)
+    return (
+        Failure,
+        EventError,
+        MergeError,
+        MappingError,
+        FileImportError,
+        SourceError,
+        CursorError,
+    )
 
 
 def command(fn: F) -> F:
@@ -65,7 +73,11 @@ def command(fn: F) -> F:
             err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
             raise typer.Exit(1) from None
         except OperationalError as exc:
-            err.print(f"error: database unavailable: {str(exc.orig).strip()}", highlight=False, markup=False)
+            err.print(
+                f"error: database unavailable: {str(exc.orig).strip()}",
+                highlight=False,
+                markup=False,
+            )
             raise typer.Exit(2) from None
         except OSError as exc:
             err.print(f"error: {exc}", highlight=False, markup=False)
@@ -148,7 +160,12 @@ def sources_add(
 
     with _session() as session:
         source = add_source(session, name, channel, trust)
-        data = {"id": source.id, "name": source.name, "channel": source.channel, "trust": source.trust}
+        data = {
+            "id": source.id,
+            "name": source.name,
+            "channel": source.channel,
+            "trust": source.trust,
+        }
     if as_json:
         _json(data)
     else:
@@ -268,9 +285,7 @@ def quarantine_retry(
 
 @customers_app.command("show")
 @command
-def customers_show(
-    customer_id: int, page_size: int = 20, as_json: JsonOpt = False
-) -> None:
+def customers_show(customer_id: int, page_size: int = 20, as_json: JsonOpt = False) -> None:
     """The 360° view of one customer."""
     from relata.profiles import service, view
 
@@ -304,7 +319,12 @@ def customers_search(query: str, limit: int = 20, as_json: JsonOpt = False) -> N
     for c in found:
         name = " ".join(p for p in (c.first_name, c.last_name) if p)
         table.add_row(
-            str(c.id), name, str(c.birth_date or ""), c.email or "", c.city or "", c.customer_number or ""
+            str(c.id),
+            name,
+            str(c.birth_date or ""),
+            c.email or "",
+            c.city or "",
+            c.customer_number or "",
         )
     out.print(table)
 
@@ -317,11 +337,16 @@ def unmerge(merge_id: int, as_json: JsonOpt = False) -> None:
 
     with _session() as session:
         done = undo(session, merge_id, _settings())
-    data = {"merge_id": done.merge_id, "restored_id": done.restored_id, "survivor_id": done.survivor_id}
+    data = {
+        "merge_id": done.merge_id,
+        "restored_id": done.restored_id,
+        "survivor_id": done.survivor_id,
+    }
     if as_json:
         _json(data)
     else:
-        out.print(f"merge {merge_id} undone: customer {done.restored_id} restored beside {done.survivor_id}")
+        restored, survivor = done.restored_id, done.survivor_id
+        out.print(f"merge {merge_id} undone: customer {restored} restored beside {survivor}")
 
 
 @merges_app.command("list")
@@ -348,8 +373,12 @@ def merges_list(customer: int | None = None, limit: int = 50, as_json: JsonOpt =
     table = Table("id", "survivor", "merged", "reason", "when", "undone")
     for r in rows:
         table.add_row(
-            str(r["id"]), str(r["survivor_id"]), str(r["merged_id"]), r["reason"],
-            r["created_at"][:19], (r["undone_at"] or "")[:19],
+            str(r["id"]),
+            str(r["survivor_id"]),
+            str(r["merged_id"]),
+            r["reason"],
+            r["created_at"][:19],
+            (r["undone_at"] or "")[:19],
         )
     out.print(table)
 
@@ -390,9 +419,7 @@ def serve(
     with _db():
         pass  # migrate once here, not in every worker at the same moment
     out.print(f"relata listening on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
-    uvicorn.run(
-        "relata.api.main:app", host=host, port=port, workers=workers, log_level="warning"
-    )
+    uvicorn.run("relata.api.main:app", host=host, port=port, workers=workers, log_level="warning")
 
 
 @app.command()
@@ -400,7 +427,9 @@ def serve(
 def demo(
     people: Annotated[int, typer.Option(help="number of synthetic people")] = 20_000,
     seed: int = 42,
-    directory: Annotated[Path, typer.Option("--dir", help="where the files go")] = Path("demo-data"),
+    directory: Annotated[Path, typer.Option("--dir", help="where the files go")] = Path(
+        "demo-data"
+    ),
     serve_after: Annotated[bool, typer.Option("--serve/--no-serve")] = True,
     host: str = "127.0.0.1",
     port: int = 8000,

@@ -73,7 +73,9 @@ def _existing(session: Session, source_id: int, keys: list[str]) -> dict[str, di
     return found
 
 
-def _prepare(inputs: list[RecordInput], existing: dict[str, dict[str, Any]], partial: bool) -> list[_Row]:
+def _prepare(
+    inputs: list[RecordInput], existing: dict[str, dict[str, Any]], partial: bool
+) -> list[_Row]:
     rows = []
     for rec in inputs:
         old = existing.get(rec.source_key)
@@ -157,7 +159,10 @@ def upsert_records(
             members[ref].append(row)
     goldens = [
         golden(
-            [Candidate(source.name, r.input.source_key, source.trust, now, r.data) for r in members[ref]],
+            [
+                Candidate(source.name, r.input.source_key, source.trust, now, r.data)
+                for r in members[ref]
+            ],
             settings.survivorship,
         )
         for ref in plan.new
@@ -190,7 +195,9 @@ def _write(
     result: BatchResult,
 ) -> None:
     t = SourceRecord.__table__
-    fresh = [(row, cid) for row, cid in zip(rows, customer_ids, strict=True) if row.existing is None]
+    fresh = [
+        (row, cid) for row, cid in zip(rows, customer_ids, strict=True) if row.existing is None
+    ]
     stale = [(row, cid) for row, cid in zip(rows, customer_ids, strict=True) if row.existing]
     # (record id, customer id, origin customer id, row)
     record_ids: list[tuple[int, int, int, _Row]] = []

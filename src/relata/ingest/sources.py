@@ -44,7 +44,9 @@ def require_source(session: Session, name: str) -> Source:
 
 
 def list_sources(session: Session) -> list[Source]:
-    return list(session.scalars(select(Source).where(Source.name != SYSTEM_SOURCE).order_by(Source.name)))
+    return list(
+        session.scalars(select(Source).where(Source.name != SYSTEM_SOURCE).order_by(Source.name))
+    )
 
 
 def system_source(session: Session) -> Source:

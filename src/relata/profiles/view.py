@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections import defaultdict
+from contextlib import suppress
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -107,8 +108,10 @@ def _holdings(session: Session, customer_id: int, sources: dict[int, tuple[str, 
     )
     items = [
         HoldingRead.model_validate(
-            {**{c: getattr(h, c) for c in HoldingRead.model_fields if c != "source"},
-             "source": sources[h.source_id][0]}
+            {
+                **{c: getattr(h, c) for c in HoldingRead.model_fields if c != "source"},
+                "source": sources[h.source_id][0],
+            }
         )
         for h in rows
     ]
@@ -158,8 +161,10 @@ def holdings_list(session: Session, customer_id: int, limit: int, offset: int) -
         total=total,
         items=[
             HoldingRead.model_validate(
-                {**{c: getattr(h, c) for c in HoldingRead.model_fields if c != "source"},
-                 "source": sources[h.source_id][0]}
+                {
+                    **{c: getattr(h, c) for c in HoldingRead.model_fields if c != "source"},
+                    "source": sources[h.source_id][0],
+                }
             )
             for h in rows
         ],
@@ -184,13 +189,9 @@ def search(session: Session, q: str, limit: int = 20) -> list[CustomerSummary]:
 def _identifier_guesses(q: str) -> list[tuple[str, str]]:
     guesses = [("customer_number", q.replace(" ", "")), ("loyalty_card", q.replace(" ", ""))]
     if "@" in q:
-        try:
+        with suppress(ValueError):
             guesses.append(("email", normalise_email(q)))
-        except ValueError:
-            pass
     if sum(ch.isdigit() for ch in q) >= 5:
-        try:
+        with suppress(ValueError):
             guesses.append(("phone", normalise_phone(q)))
-        except ValueError:
-            pass
     return guesses

@@ -1,0 +1,202 @@
+"""Which column of a source file holds which canonical field, and which columns form its key."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from relata.ingest.normalise import CANONICAL_FIELDS, IDENTIFYING_FIELDS, fold
+
+
+class MappingError(ValueError):
+    """A mapping that cannot be used, or a row it cannot be applied to."""
+
+
+@dataclass(frozen=True)
+class Mapping:
+    # Column(s) whose values, joined with "|", key the record; empty: a hash of the content.
+    source_key: tuple[str, ...]
+    fields: dict[str, str]  # canonical field -> column name
+
+    def __post_init__(self) -> None:
+        if unknown := [name for name in self.fields if name not in CANONICAL_FIELDS]:
+            raise MappingError(
+                f"unknown canonical field(s) {', '.join(map(repr, unknown))}; "
+                f"known are {', '.join(CANONICAL_FIELDS)}"
+            )
+        for name, column in self.fields.items():
+            if not isinstance(column, str) or not column.strip():
+                raise MappingError(f"field '{name}' must name a column, got {column!r}")
+        for column in self.source_key:
+            if not isinstance(column, str) or not column.strip():
+                raise MappingError(f"source_key must name columns, got {column!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"source_key": list(self.source_key), "fields": dict(self.fields)}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Mapping:
+        if not isinstance(data, dict):
+            raise MappingError(f"a mapping must be an object, got {type(data).__name__}")
+        if extra := sorted(set(data) - {"source_key", "fields"}):
+            raise MappingError(f"unknown mapping key(s) {', '.join(map(repr, extra))}")
+        fields = data.get("fields", {})
+        if not isinstance(fields, dict):
+            raise MappingError("'fields' must be a table of canonical field = column name")
+        return cls(_key_columns(data.get("source_key", ())), dict(fields))
+
+
+@dataclass(frozen=True, slots=True)
+class MappedRow:
+    source_key: str
+    fields: dict[str, str]  # canonical field -> raw value, not yet normalised
+    attributes: dict[str, str]  # every other non-empty column, under its own header
+
+
+def _key_columns(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise MappingError(f"source_key must be a column name or a list of them, got {value!r}")
+
+
+def load_mapping(path: Path) -> Mapping:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"{path}: not valid TOML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"{path}: cannot read: {exc}") from None
+    try:
+        return Mapping.from_json(data)
+    except MappingError as exc:
+        raise MappingError(f"{path}: {exc}") from None
+
+
+# --- recognising headers --------------------------------------------------------------------
+
+_KEY_HEADERS = "id source_key key record_id rec_id recid kundenid kunden_id customer_id uid user_id"
+_FIELD_HEADERS = {
+    "first_name": "vorname firstname first_name givenname given_name forename rufname",
+    "last_name": "nachname name lastname last_name surname familienname zuname",
+    "birth_date": "geburtsdatum gebdatum geburtstag gebdat dob birthdate birth_date dateofbirth "
+    "date_of_birth birthday",
+    "email": "email e-mail mail emailadresse e_mail emailaddress",
+    "phone": "telefon tel telefonnummer phone phonenumber mobil mobile handy mobilnummer "
+    "phone_number telephone",
+    "street": "strasse straße str street address adresse address_1 address1 anschrift "
+    "streetaddress",
+    "house_number": "hausnummer hausnr hnr housenumber house_number street_number streetnumber nr",
+    "postcode": "plz postleitzahl zip zipcode postcode postalcode postal_code",
+    "city": "ort stadt wohnort city town suburb locality",
+    "country": "land country countrycode staat",
+    "customer_number": "kundennummer kundennr kdnr customernumber customer_number customerno "
+    "customer_no accountnumber",
+    "loyalty_card": "kundenkarte loyaltycard loyalty_card karte kartennummer cardnumber "
+    "card_number payback",
+    "gender": "geschlecht gender sex anrede salutation",
+    "company": "firma company unternehmen organisation organization firmenname",
+}
+
+
+def header_key(header: str) -> str:
+    """ "E-Mail-Adresse", "e_mail adresse" and "EMailAdresse" all become "emailadresse"."""
+    return fold(header).replace(" ", "")
+
+
+def _first_header(synonyms: str, columns: dict[str, str], used: set[str]) -> str | None:
+    """The first column, in order of the synonyms, whose header is one of them and still free."""
+    for synonym in synonyms.split():
+        column = columns.get(header_key(synonym))
+        if column is not None and column not in used:
+            return column
+    return None
+
+
+def guess_mapping(headers: Sequence[str]) -> Mapping:
+    """A mapping from well-known German and English headers; unknown columns stay attributes."""
+    columns: dict[str, str] = {}
+    for header in headers:
+        columns.setdefault(header_key(header), header)  # the first of two look-alikes wins
+    used: set[str] = set()
+    key = _first_header(_KEY_HEADERS, columns, used)
+    if key is not None:
+        used.add(key)
+    fields: dict[str, str] = {}
+    for name, synonyms in _FIELD_HEADERS.items():
+        if (column := _first_header(synonyms, columns, used)) is not None:
+            fields[name] = column
+            used.add(column)
+    if key is None and "customer_number" in fields:
+        key = fields["customer_number"]
+    return Mapping((key,) if key else (), fields)
+
+
+# --- applying a mapping ---------------------------------------------------------------------
+
+
+def content_key(row: dict[str, str]) -> str:
+    """A key from the row's content, so that importing the same file twice stores it once.
+
+    Empty columns are left out: a file exported again with an extra empty column keeps its keys.
+    """
+    content = {column: value.strip() for column, value in row.items() if value and value.strip()}
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return "sha1:" + hashlib.sha1(canonical.encode("utf-8")).hexdigest()
+
+
+def _source_key(mapping: Mapping, row: dict[str, str]) -> str:
+    if not mapping.source_key:
+        return content_key(row)
+    parts = []
+    for column in mapping.source_key:
+        if column not in row:
+            raise MappingError(f"source key column '{column}' is not in the row")
+        if not (value := (row[column] or "").strip()):
+            raise MappingError(f"empty source key column '{column}'")
+        parts.append(value)
+    return "|".join(parts)
+
+
+def apply_mapping(mapping: Mapping, row: dict[str, str]) -> MappedRow:
+    fields: dict[str, str] = {}
+    for name, column in mapping.fields.items():
+        if column not in row:
+            raise MappingError(f"column '{column}' (mapped to {name}) is not in the row")
+        if (value := row[column]) and value.strip():
+            fields[name] = value
+    mapped = set(mapping.fields.values())
+    attributes = {
+        column: value
+        for column, value in row.items()
+        if column not in mapped and value and value.strip()
+    }
+    return MappedRow(_source_key(mapping, row), fields, attributes)
+
+
+def mapping_problems(mapping: Mapping, headers: Sequence[str]) -> list[str]:
+    """What stops this mapping from working on a file with these headers, one line each."""
+    present = set(headers)
+    problems = [
+        f"source key column '{column}' is not in the file"
+        for column in mapping.source_key
+        if column not in present
+    ]
+    problems += [
+        f"column '{column}' (mapped to {name}) is not in the file"
+        for name, column in mapping.fields.items()
+        if column not in present
+    ]
+    if not any(name in mapping.fields for name in IDENTIFYING_FIELDS):
+        problems.append(
+            "no name or identifier is mapped (one of "
+            + ", ".join(IDENTIFYING_FIELDS)
+            + "): every row would be quarantined"
+        )
+    return problems

@@ -1,0 +1,254 @@
+"""POST /v1/events and the 360° view over HTTP, on both databases."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from relata.events.models import Event
+from tests.helpers import make_source, put, rec
+
+
+def post(client, payload, status=202):
+    response = client.post("/v1/events", json=payload)
+    assert response.status_code == status, response.text
+    return response.json()
+
+
+def count(db, model) -> int:
+    with db.session(write=False) as s:
+        return s.scalar(select(func.count()).select_from(model))
+
+
+def test_the_same_message_twice_is_stored_once(client, db):
+    msg = {"type": "track", "anonymousId": "a1", "event": "Product Viewed", "messageId": "m1"}
+    assert post(client, msg)["accepted"] == 1
+    again = post(client, {"batch": [msg, msg]})
+    assert (again["accepted"], again["duplicates"]) == (0, 2)
+    assert count(db, Event) == 1
+
+
+def test_messages_without_message_id_are_idempotent_by_content(client, db):
+    msg = {
+        "type": "page",
+        "anonymousId": "a1",
+        "name": "Start",
+        "timestamp": "2026-01-01T10:00:00Z",
+    }
+    post(client, [msg])
+    post(client, [msg])
+    assert count(db, Event) == 1
+
+
+def test_an_anonymous_visitor_who_identifies_brings_the_history_along(client, db, settings):
+    make_source(db, "shop", trust=80)
+    shop = put(
+        db, settings, "shop", rec("K1", first_name="Eva", last_name="Öztürk", email="eva@web.de")
+    )
+    known = shop.customer_of["K1"]
+    visits = [
+        {
+            "type": "page",
+            "anonymousId": "v-1",
+            "name": f"P{i}",
+            "messageId": f"p{i}",
+            "timestamp": f"2026-03-0{i + 1}T10:00:00Z",
+        }
+        for i in range(3)
+    ]
+    anonymous = post(client, {"batch": visits})["customers"]
+    assert len(anonymous) == 1 and anonymous[0] != known
+    post(
+        client,
+        {
+            "type": "identify",
+            "anonymousId": "v-1",
+            "userId": "W7",
+            "traits": {"email": "EVA@web.de", "firstName": "Eva"},
+            "messageId": "i1",
+        },
+    )
+    view = client.get(f"/v1/customers/{known}").json()
+    names = [e["name"] for e in view["timeline"]["events"] if e["type"] == "page"]
+    assert names == ["P2", "P1", "P0"]  # newest first, all three moved along
+    # The anonymous profile's id now answers with the known customer.
+    moved = client.get(f"/v1/customers/{anonymous[0]}", follow_redirects=False)
+    assert moved.status_code == 308
+    assert moved.headers["location"] == f"/v1/customers/{known}"
+    # Later anonymous events of the same browser land on the known customer too.
+    later = post(client, {"type": "page", "anonymousId": "v-1", "name": "P9", "messageId": "p9"})
+    assert later["customers"] == [known]
+
+
+def test_orders_and_contracts_are_holdings(client, db):
+    order = {
+        "type": "track",
+        "userId": "K5",
+        "event": "Order Completed",
+        "messageId": "o1",
+        "timestamp": "2026-05-01T09:00:00Z",
+        "properties": {
+            "order_id": "O-1",
+            "currency": "eur",
+            "products": [
+                {
+                    "product_id": "SKU-1",
+                    "name": "Laufschuh",
+                    "category": "Schuhe",
+                    "price": 89.9,
+                    "quantity": 2,
+                },
+                {"product_id": "SKU-2", "name": "Socken", "price": "4.50"},
+            ],
+        },
+    }
+    cid = post(client, order)["customers"][0]
+    # The same order under another messageId is still one order.
+    post(client, {**order, "messageId": "o1-retry"})
+    post(
+        client,
+        {
+            "type": "track",
+            "userId": "K5",
+            "event": "Contract Signed",
+            "messageId": "c1",
+            "properties": {
+                "contract_id": "V-1",
+                "product_name": "Premium",
+                "amount": 9.99,
+                "currency": "EUR",
+                "start_date": "2026-01-01",
+            },
+        },
+    )
+    holdings = client.get(f"/v1/customers/{cid}/holdings").json()
+    assert holdings["total"] == 3
+    shoes = next(h for h in holdings["items"] if h["product_id"] == "SKU-1")
+    assert float(shoes["amount"]) == 179.8 and shoes["currency"] == "EUR"
+    post(
+        client,
+        {
+            "type": "track",
+            "userId": "K5",
+            "event": "Contract Cancelled",
+            "messageId": "c2",
+            "properties": {"contract_id": "V-1", "end_date": "2026-06-30"},
+        },
+    )
+    items = client.get(f"/v1/customers/{cid}/holdings").json()["items"]
+    contract = next(h for h in items if h["kind"] == "contract")
+    assert contract["status"] == "ended" and contract["ended_at"].startswith("2026-06-30")
+
+
+def test_malformed_payloads_are_refused_with_the_field_and_nothing_is_stored(client, db):
+    cases = [
+        ({"type": "track", "event": "X"}, "userId or anonymousId"),
+        ({"type": "shout", "anonymousId": "a"}, "type"),
+        (
+            {"type": "track", "anonymousId": "a", "event": "X", "timestamp": "yesterday"},
+            "timestamp",
+        ),
+        (
+            {
+                "batch": [
+                    {"type": "page", "anonymousId": "a"},
+                    {
+                        "type": "track",
+                        "anonymousId": "a",
+                        "event": "Order Completed",
+                        "properties": {"order_id": "O", "products": [{"price": "cheap"}]},
+                    },
+                ]
+            },
+            "batch.1",
+        ),
+        (
+            {"type": "track", "anonymousId": "a", "event": "Order Completed", "properties": {}},
+            "order_id",
+        ),
+        ({"type": "alias", "userId": "u"}, "previousId"),
+        ([], "batch"),
+        ("just text", "body"),
+    ]
+    for payload, needle in cases:
+        response = client.post("/v1/events", json=payload)
+        assert response.status_code == 422, (payload, response.text)
+        assert needle in response.json()["detail"], (needle, response.json())
+    assert count(db, Event) == 0
+
+
+def test_an_unknown_source_is_refused(client):
+    response = client.post(
+        "/v1/events", json={"type": "page", "anonymousId": "a", "source": "nope"}
+    )
+    assert response.status_code == 422
+    assert "unknown source" in response.json()["detail"]
+
+
+def test_alias_joins_two_user_ids(client, db):
+    a = post(client, {"type": "identify", "userId": "old", "traits": {"lastName": "Ilić"}})[
+        "customers"
+    ][0]
+    b = post(client, {"type": "identify", "userId": "new", "traits": {"lastName": "Ilić"}})[
+        "customers"
+    ][0]
+    assert a != b
+    post(client, {"type": "alias", "previousId": "old", "userId": "new"})
+    assert client.get(f"/v1/customers/{b}", follow_redirects=False).status_code == 308
+
+
+def test_timeline_pages_newest_first_with_a_cursor(client):
+    events = [
+        {
+            "type": "track",
+            "anonymousId": "t",
+            "event": f"E{i:02d}",
+            "messageId": f"e{i}",
+            "timestamp": f"2026-02-{i + 1:02d}T08:00:00Z",
+        }
+        for i in range(25)
+    ]
+    cid = post(client, {"batch": events})["customers"][0]
+    seen, cursor = [], None
+    while True:
+        params = {"page_size": 10} | ({"before": cursor} if cursor else {})
+        page = client.get(f"/v1/customers/{cid}/timeline", params=params).json()
+        seen += [e["name"] for e in page["events"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert seen == [f"E{i:02d}" for i in reversed(range(25))]
+    assert (
+        client.get(f"/v1/customers/{cid}/timeline", params={"before": "garbage"}).status_code == 422
+    )
+
+
+def test_search_finds_by_name_email_phone_and_number(client, db, settings):
+    make_source(db, "shop")
+    r = put(
+        db,
+        settings,
+        "shop",
+        rec(
+            "K1",
+            first_name="Jürgen",
+            last_name="Müller",
+            email="j.mueller@t-online.de",
+            phone="+4917112345678",
+            customer_number="100200",
+        ),
+    )
+    cid = r.customer_of["K1"]
+    for q in ["müller", "Mueller", "jürgen mü", "J.Mueller@T-Online.de", "0171 12345678", "100200"]:
+        found = client.get("/v1/customers", params={"q": q}).json()
+        assert [c["id"] for c in found] == [cid], q
+    assert client.get("/v1/customers", params={"q": "schmidt"}).json() == []
+    assert client.get("/v1/customers", params={"q": ""}).status_code == 422
+
+
+def test_unknown_customer_is_404(client):
+    assert client.get("/v1/customers/999999").status_code == 404
+    assert client.get("/v1/customers/abc").status_code == 422
+
+
+def test_health(client):
+    assert client.get("/health").json()["status"] == "ok"
