@@ -36,7 +36,9 @@ class EventsSummary:
 
 def _explain(exc: ValidationError) -> str:
     first = exc.errors()[0]
-    where = ".".join(str(p) for p in first["loc"] if str(p) not in {"identify", "track", "page", "alias"})
+    where = ".".join(
+        str(p) for p in first["loc"] if str(p) not in {"identify", "track", "page", "alias"}
+    )
     return f"{where or 'message'}: {first['msg']}"
 
 

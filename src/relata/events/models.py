@@ -22,7 +22,8 @@ class Event(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     message_id: Mapped[str] = mapped_column(String(200))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
-    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
+    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     type: Mapped[str] = mapped_column(String(16))  # identify | track | page | alias | system
     name: Mapped[str | None] = mapped_column(String(200))
     user_id: Mapped[str | None] = mapped_column(String(255))

@@ -12,12 +12,14 @@ CONTRACT_SIGNED = "Contract Signed"
 CONTRACT_CANCELLED = "Contract Cancelled"
 HOLDING_EVENTS = (ORDER_COMPLETED, CONTRACT_SIGNED, CONTRACT_CANCELLED)
 
+
 class InvalidProperty(ValueError):
     """``path`` names the property that is wrong, e.g. ``products.0.price``."""
 
     def __init__(self, path: str, message: str) -> None:
         super().__init__(f"{path}: {message}")
         self.path = path
+
 
 @dataclass(frozen=True, slots=True)
 class HoldingSpec:
@@ -34,6 +36,7 @@ class HoldingSpec:
     started_at: datetime | None  # None: the event's own time
     ended_at: datetime | None = None
 
+
 def _text(props: dict[str, Any], key: str, path: str, required: bool = False) -> str | None:
     value = props.get(key)
     if value is None or value == "":
@@ -43,6 +46,7 @@ def _text(props: dict[str, Any], key: str, path: str, required: bool = False) ->
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidProperty(path, "must be a string")
     return str(value)[:300]
+
 
 def _number(props: dict[str, Any], key: str, path: str) -> Decimal | None:
     value = props.get(key)
@@ -58,6 +62,7 @@ def _number(props: dict[str, Any], key: str, path: str) -> Decimal | None:
         raise InvalidProperty(path, f"is out of range: {value!r}")
     return number
 
+
 def _currency(props: dict[str, Any]) -> str | None:
     value = _text(props, "currency", "currency")
     if value is None:
@@ -65,6 +70,7 @@ def _currency(props: dict[str, Any]) -> str | None:
     if len(value) != 3 or not value.isalpha():
         raise InvalidProperty("currency", f"must be an ISO 4217 code like EUR, got {value!r}")
     return value.upper()
+
 
 def _date(props: dict[str, Any], key: str) -> datetime | None:
     value = _text(props, key, key)
@@ -75,9 +81,9 @@ def _date(props: dict[str, Any], key: str) -> datetime | None:
     except ValueError:
         raise InvalidProperty(key, f"must be an ISO date, got {value!r}") from None
     if parsed.tzinfo is None:
-
         parsed = parsed.replace(tzinfo=UTC)
     return parsed
+
 
 def holdings_from(event: str, props: dict[str, Any]) -> list[HoldingSpec]:
     """The holdings an event creates or ends; raises InvalidProperty on bad input."""
@@ -89,8 +95,13 @@ def holdings_from(event: str, props: dict[str, Any]) -> list[HoldingSpec]:
         reference = _text(props, "contract_id", "contract_id", required=True)
         assert reference is not None
         end = _date(props, "end_date")
-        return [HoldingSpec("contract", reference, "", None, None, None, None, None, None, "ended", None, end)]
+        return [
+            HoldingSpec(
+                "contract", reference, "", None, None, None, None, None, None, "ended", None, end
+            )
+        ]
     return []
+
 
 def _order(props: dict[str, Any]) -> list[HoldingSpec]:
     order_id = _text(props, "order_id", "order_id", required=True)
@@ -104,7 +115,19 @@ def _order(props: dict[str, Any]) -> list[HoldingSpec]:
         if total is None:
             total = _number(props, "revenue", "revenue")
         return [
-            HoldingSpec("purchase", order_id, "0", None, None, None, None, total, currency, "completed", None)
+            HoldingSpec(
+                "purchase",
+                order_id,
+                "0",
+                None,
+                None,
+                None,
+                None,
+                total,
+                currency,
+                "completed",
+                None,
+            )
         ]
     specs = []
     for i, item in enumerate(products):
@@ -118,7 +141,8 @@ def _order(props: dict[str, Any]) -> list[HoldingSpec]:
                 kind="purchase",
                 reference=order_id,
                 line=str(i),
-                product_id=_text(item, "product_id", f"{path}.product_id") or _text(item, "sku", f"{path}.sku"),
+                product_id=_text(item, "product_id", f"{path}.product_id")
+                or _text(item, "sku", f"{path}.sku"),
                 product_name=_text(item, "name", f"{path}.name"),
                 category=_text(item, "category", f"{path}.category"),
                 quantity=quantity,
@@ -129,6 +153,7 @@ def _order(props: dict[str, Any]) -> list[HoldingSpec]:
             )
         )
     return specs
+
 
 def _contract(props: dict[str, Any]) -> HoldingSpec:
     reference = _text(props, "contract_id", "contract_id", required=True)

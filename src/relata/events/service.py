@@ -229,7 +229,10 @@ def _store(session: Session, fresh: list[tuple[Source, str, object]], customers:
             }
         )
     t = Event.__table__
-    ids = [r[0] for r in session.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), rows)]
+    ids = [
+        r[0]
+        for r in session.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), rows)
+    ]
     _holdings(session, fresh, rows, ids)
 
 

@@ -50,4 +50,6 @@ def undo_merge(
     settings: Settings = Depends(get_settings),
 ) -> UnmergeRead:
     done = service.unmerge(session, merge_id, settings)
-    return UnmergeRead(merge_id=done.merge_id, restored_id=done.restored_id, survivor_id=done.survivor_id)
+    return UnmergeRead(
+        merge_id=done.merge_id, restored_id=done.restored_id, survivor_id=done.survivor_id
+    )

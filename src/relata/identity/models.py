@@ -21,7 +21,8 @@ class Identifier(Base):
     kind: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(String(320))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
+    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     source_record_id: Mapped[int | None] = mapped_column(
         ForeignKey("source_records.id", ondelete="CASCADE"), nullable=True, index=True
     )

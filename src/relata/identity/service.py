@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import customer_owned_tables, utcnow
+from relata.db import bulk_insert, customer_owned_tables, utcnow
 from relata.events.timeline import record_system_event
 from relata.identity.linking import Key, LinkItem, Person, Plan, Ref, plan_links
 from relata.identity.models import Identifier, Merge
@@ -27,7 +27,9 @@ class MergeError(ValueError):
     """A merge or unmerge that cannot be done, with the reason."""
 
 
-def record_identifiers(data: Mapping[str, Any], extra_ids: Iterable[Sequence[str]] = ()) -> list[Key]:
+def record_identifiers(
+    data: Mapping[str, Any], extra_ids: Iterable[Sequence[str]] = ()
+) -> list[Key]:
     keys: list[Key] = [(f, data[f]) for f in IDENTIFIER_FIELDS if data.get(f)]
     keys.extend((k, v) for k, v in extra_ids)
     return list(dict.fromkeys(keys))
@@ -92,9 +94,19 @@ def plan(session: Session, items: list[LinkItem], settings: Settings) -> Plan:
     return plan_links(items, owners, persons, strong, settings.shared_identifiers, rank)
 
 
-def write_identifiers(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(Identifier.__table__.insert(), rows)
+_IDENTIFIER_COLUMNS = [
+    "kind",
+    "value",
+    "customer_id",
+    "origin_customer_id",
+    "source_record_id",
+    "created_at",
+]
+
+
+def write_identifiers(session: Session, rows: list[tuple[Any, ...]]) -> None:
+    """Rows of (kind, value, customer_id, origin_customer_id, source_record_id, created_at)."""
+    bulk_insert(session, Identifier.__table__, _IDENTIFIER_COLUMNS, rows)
 
 
 def anonymous_profiles(session: Session, anonymous_ids: Iterable[str]) -> dict[str, int]:
@@ -108,10 +120,7 @@ def anonymous_profiles(session: Session, anonymous_ids: Iterable[str]) -> dict[s
         strict=True,
     ):
         found[aid] = cid
-        write_identifiers(
-            session,
-            [{"kind": "anonymous_id", "value": aid, "customer_id": cid, "origin_customer_id": cid}],
-        )
+        write_identifiers(session, [("anonymous_id", aid, cid, cid, None, utcnow())])
     return {a: resolve_id(session, cid) for a, cid in found.items()}
 
 
@@ -144,7 +153,10 @@ def merge(session: Session, survivor_id: int, merged_id: int, reason: str) -> in
         survivor_id=survivor_id,
         merged_id=merged_id,
         reason=reason[:500],
-        before={"survivor": _snapshot(session, survivor_id), "merged": _snapshot(session, merged_id)},
+        before={
+            "survivor": _snapshot(session, survivor_id),
+            "merged": _snapshot(session, merged_id),
+        },
     )
     session.add(log)
     for table in customer_owned_tables():
@@ -180,9 +192,10 @@ def _subtree(session: Session, root: int) -> set[int]:
     """``root`` and every customer merged into it, directly or through others."""
     members, frontier = {root}, {root}
     while frontier:
-        frontier = set(
-            session.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier)))
-        ) - members
+        frontier = (
+            set(session.scalars(select(Customer.id).where(Customer.merged_into_id.in_(frontier))))
+            - members
+        )
         members |= frontier
     return members
 

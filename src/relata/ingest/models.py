@@ -47,7 +47,8 @@ class SourceRecord(Base):
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     source_key: Mapped[str] = mapped_column(String(255))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
-    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
+    # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
+    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     # Canonical fields, normalised; dates as ISO strings.
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     # Every other column of the source row, as delivered.

@@ -16,7 +16,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import lock_keys, utcnow
+from relata.db import allocate_ids, bulk_insert, lock_keys, utcnow
 from relata.identity import service as identity
 from relata.identity.linking import LinkItem, Person
 from relata.identity.models import Identifier
@@ -25,6 +25,19 @@ from relata.profiles import service as profiles
 from relata.profiles.survivorship import Candidate, golden
 
 CHUNK = 500
+_RECORD_COLUMNS = [
+    "id",
+    "source_id",
+    "source_key",
+    "customer_id",
+    "origin_customer_id",
+    "data",
+    "attributes",
+    "extra_ids",
+    "content_hash",
+    "created_at",
+    "updated_at",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +119,12 @@ def _dedupe(inputs: list[RecordInput], partial: bool) -> list[RecordInput]:
     return list(last.values())
 
 
+def _root(merged_into: dict[int, int], cid: int) -> int:
+    while cid in merged_into:
+        cid = merged_into[cid]
+    return cid
+
+
 def upsert_records(
     session: Session,
     source: Source,
@@ -170,8 +189,10 @@ def upsert_records(
     ids = dict(zip(plan.new, profiles.create_customers(session, goldens), strict=True))
 
     touched: set[int] = set()
+    merged_into: dict[int, int] = {}
     for survivor, merged, why in plan.merges:
         identity.merge(session, survivor, merged, f"shared identifier {why}")
+        merged_into[merged] = survivor
         touched.add(survivor)
         result.merged += 1
 
@@ -180,9 +201,7 @@ def upsert_records(
     touched.update(cid for cid in customer_ids if cid not in born)
     touched.update(row.existing["customer_id"] for row in changed if row.existing)
     _write(session, source, changed, customer_ids, now, result)
-    profiles.refresh(
-        session, {identity.resolve_id(session, c) for c in touched}, settings.survivorship
-    )
+    profiles.refresh(session, {_root(merged_into, c) for c in touched}, settings.survivorship)
     return result
 
 
@@ -202,27 +221,29 @@ def _write(
     # (record id, customer id, origin customer id, row)
     record_ids: list[tuple[int, int, int, _Row]] = []
     if fresh:
-        inserted = session.execute(
-            t.insert().returning(t.c.id, sort_by_parameter_order=True),
+        ids = allocate_ids(session, t, len(fresh))
+        bulk_insert(
+            session,
+            t,
+            _RECORD_COLUMNS,
             [
-                {
-                    "source_id": source.id,
-                    "source_key": row.input.source_key,
-                    "customer_id": cid,
-                    "origin_customer_id": cid,
-                    "data": row.data,
-                    "attributes": row.attributes,
-                    "extra_ids": row.extra_ids,
-                    "content_hash": row.digest,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for row, cid in fresh
+                (
+                    rid,
+                    source.id,
+                    row.input.source_key,
+                    cid,
+                    cid,
+                    row.data,
+                    row.attributes,
+                    row.extra_ids,
+                    row.digest,
+                    now,
+                    now,
+                )
+                for rid, (row, cid) in zip(ids, fresh, strict=True)
             ],
         )
-        record_ids.extend(
-            (rid, cid, cid, row) for (rid,), (row, cid) in zip(inserted, fresh, strict=True)
-        )
+        record_ids.extend((rid, cid, cid, row) for rid, (row, cid) in zip(ids, fresh, strict=True))
     for row, cid in stale:
         assert row.existing is not None
         session.execute(
@@ -246,14 +267,7 @@ def _write(
     identity.write_identifiers(
         session,
         [
-            {
-                "kind": kind,
-                "value": value,
-                "customer_id": cid,
-                "origin_customer_id": origin,
-                "source_record_id": rid,
-                "created_at": now,
-            }
+            (kind, value, cid, origin, rid, now)
             for rid, cid, origin, row in record_ids
             for kind, value in identity.record_identifiers(row.data, row.extra_ids)
         ],

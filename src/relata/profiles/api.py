@@ -13,7 +13,9 @@ from relata.profiles.schemas import CustomerSummary, CustomerView, Holdings, Tim
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
 
-def _active_or_redirect(session: Session, customer_id: int, suffix: str = "") -> int | RedirectResponse:
+def _active_or_redirect(
+    session: Session, customer_id: int, suffix: str = ""
+) -> int | RedirectResponse:
     customer = service.resolve(session, customer_id)
     if customer is None:
         raise HTTPException(404, f"no customer with id {customer_id}")

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from relata.db import utcnow
+from relata.db import allocate_ids, bulk_insert, utcnow
 from relata.ingest.models import Source, SourceRecord
 from relata.ingest.normalise import fold
 from relata.profiles.models import Customer
@@ -30,15 +30,29 @@ def customer_values(g: Golden) -> dict[str, Any]:
     return values
 
 
+_INSERT_COLUMNS = [
+    "id",
+    "status",
+    *GOLDEN_FIELDS,
+    "provenance",
+    "first_name_key",
+    "last_name_key",
+    "created_at",
+    "updated_at",
+]
+
+
 def create_customers(session: Session, goldens: Sequence[Golden]) -> list[int]:
-    if not goldens:
-        return []
+    """New active customers, born with their golden records; returns their ids."""
+    table = Customer.__table__
+    ids = allocate_ids(session, table, len(goldens))
     now = utcnow()
-    rows = [{**customer_values(g), "created_at": now, "updated_at": now} for g in goldens]
-    result = session.execute(
-        Customer.__table__.insert().returning(Customer.id, sort_by_parameter_order=True), rows
-    )
-    return [row[0] for row in result]
+    rows = []
+    for cid, g in zip(ids, goldens, strict=True):
+        values = customer_values(g)
+        rows.append((cid, "active", *(values[f] for f in _INSERT_COLUMNS[2:-2]), now, now))
+    bulk_insert(session, table, _INSERT_COLUMNS, rows)
+    return ids
 
 
 def candidates_of(session: Session, customer_ids: Iterable[int]) -> dict[int, list[Candidate]]:

@@ -57,8 +57,22 @@ def _complete_address(data: Mapping[str, Any]) -> bool:
     return bool(data.get("street") and (data.get("postcode") or data.get("city")))
 
 
+def _only(c: Candidate) -> Golden:
+    """One record: every field it has wins (the common case of a bulk import)."""
+    values = {f: v for f in GOLDEN_FIELDS if (v := c.data.get(f))}
+    origin = {
+        "source": c.source,
+        "source_key": c.source_key,
+        "at": c.at.isoformat(),
+        "rule": "only",
+    }
+    return Golden(values, {f: origin for f in values})
+
+
 def golden(candidates: Sequence[Candidate], rules: Mapping[str, str] | None = None) -> Golden:
     """Pick every unit's value from the best candidate that has it."""
+    if len(candidates) == 1:
+        return _only(candidates[0])
     rules = rules or {}
     values: dict[str, Any] = {}
     provenance: dict[str, dict[str, Any]] = {}
