@@ -252,3 +252,24 @@ def test_unknown_customer_is_404(client):
 
 def test_health(client):
     assert client.get("/health").json()["status"] == "ok"
+
+
+def test_hostile_ids_cursors_and_nul_characters_get_4xx_not_500(client):
+    import base64
+
+    cid = post(client, {"type": "page", "anonymousId": "n", "name": "x"})["customers"][0]
+    naive = base64.urlsafe_b64encode(b"2026-11-20T10:00:00|5").decode()
+    huge = base64.urlsafe_b64encode(b"2026-11-20T10:00:00+00:00|99999999999999999999").decode()
+    for url in [
+        f"/v1/customers/{cid}?before={naive}",
+        f"/v1/customers/{cid}/timeline?before={huge}",
+        "/v1/customers/99999999999999999999999",
+        "/v1/merges?customer_id=99999999999999999999999",
+    ]:
+        response = client.get(url)
+        assert 400 <= response.status_code < 500, (url, response.status_code)
+    assert client.post("/v1/merges/99999999999999999999999/undo").status_code == 422
+    assert client.post("/v1/merges/12345/undo").status_code == 404
+    assert client.get("/v1/customers", params={"q": "\x00abc"}).status_code == 200
+    bad = client.post("/v1/events", json={"type": "page", "anonymousId": "a", "name": "x\x00y"})
+    assert bad.status_code == 422 and "name" in bad.json()["detail"]

@@ -77,8 +77,12 @@ def test_a_typo_transliteration_or_initial_is_still_compatible():
 
 
 def test_different_birth_dates_are_different_people_unless_day_and_month_swapped():
-    assert not compatible(Person("Hans", birth_date="1960-01-02"), Person("Hans", birth_date="1990-01-02"))
-    assert compatible(Person("Hans", birth_date="1980-03-04"), Person("Hans", birth_date="1980-04-03"))
+    assert not compatible(
+        Person("Hans", birth_date="1960-01-02"), Person("Hans", birth_date="1990-01-02")
+    )
+    assert compatible(
+        Person("Hans", birth_date="1980-03-04"), Person("Hans", birth_date="1980-04-03")
+    )
 
 
 def test_swapped_first_and_last_names_are_compatible():

@@ -21,7 +21,9 @@ def customer(db, cid: int) -> Customer:
 def test_records_sharing_a_strong_identifier_are_one_customer(db, settings):
     make_source(db, "shop", trust=80)
     make_source(db, "newsletter", "newsletter", trust=40)
-    a = put(db, settings, "shop", rec("K1", first_name="Anna", last_name="Müller", email="anna@web.de"))
+    a = put(
+        db, settings, "shop", rec("K1", first_name="Anna", last_name="Müller", email="anna@web.de")
+    )
     b = put(db, settings, "newsletter", rec("anna@web.de", first_name="Anne", email="anna@web.de"))
     assert a.customer_of["K1"] == b.customer_of["anna@web.de"]
     c = customer(db, a.customer_of["K1"])
@@ -54,8 +56,12 @@ def test_a_changed_record_updates_its_customer(db, settings):
 def test_a_record_linking_two_customers_merges_them_and_unmerge_restores(db, settings):
     make_source(db, "shop", trust=80)
     make_source(db, "pos", "pos", trust=60)
-    shop = put(db, settings, "shop", rec("K1", first_name="Anna", last_name="Schulz", email="a@gmx.de"))
-    pos = put(db, settings, "pos", rec("C9", first_name="Anna", last_name="Schulz", loyalty_card="C9"))
+    shop = put(
+        db, settings, "shop", rec("K1", first_name="Anna", last_name="Schulz", email="a@gmx.de")
+    )
+    pos = put(
+        db, settings, "pos", rec("C9", first_name="Anna", last_name="Schulz", loyalty_card="C9")
+    )
     a, b = shop.customer_of["K1"], pos.customer_of["C9"]
     assert a != b
     # The hotline knows both the e-mail and the card: the two are one person.
@@ -108,7 +114,14 @@ def test_survivorship_keeps_the_address_from_one_record(db, settings):
         db,
         settings,
         "pos",
-        rec("C1", last_name="Kurz", email="k@x.de", street="Hauptstraße", postcode="10115", city="Berlin"),
+        rec(
+            "C1",
+            last_name="Kurz",
+            email="k@x.de",
+            street="Hauptstraße",
+            postcode="10115",
+            city="Berlin",
+        ),
     )
     c = customer(db, r.customer_of["C1"])
     # The shop is trusted more but knows only a city: a complete address wins, and it is

@@ -39,8 +39,11 @@ def render_view(console: Console, view: CustomerView) -> None:
         for h in view.holdings.items:
             amount = f"{h.amount} {h.currency or ''}" if h.amount is not None else ""
             holdings.add_row(
-                h.started_at.strftime("%Y-%m-%d"), h.kind, h.product_name or h.product_id or "",
-                h.category or "", amount,
+                h.started_at.strftime("%Y-%m-%d"),
+                h.kind,
+                h.product_name or h.product_id or "",
+                h.category or "",
+                amount,
             )
         console.print(holdings)
 

@@ -14,7 +14,9 @@ from relata.ingest.service import import_file
 from relata.ingest.sources import add_source, get_source
 
 
-def run_demo(settings: Settings, directory: Path, people: int, seed: int, out: Console, err: Console) -> None:
+def run_demo(
+    settings: Settings, directory: Path, people: int, seed: int, out: Console, err: Console
+) -> None:
     from relata.demo.generator import generate
 
     started = time.perf_counter()

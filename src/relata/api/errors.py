@@ -7,10 +7,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from relata.events.service import EventError
-from relata.identity.service import MergeError
+from relata.identity.service import MergeError, MergeNotFound
 from relata.ingest.sources import SourceError
 from relata.profiles.view import CursorError
-
 
 # Pydantic names the member of a tagged union in the error location; users don't care.
 _NOISE = {"body", "identify", "track", "page", "alias"}
@@ -42,6 +41,7 @@ def install(app: FastAPI) -> None:
     for error, status in (
         (SourceError, 422),
         (EventError, 422),
+        (MergeNotFound, 404),
         (MergeError, 409),
         (CursorError, 422),
     ):

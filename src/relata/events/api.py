@@ -42,8 +42,30 @@ EXAMPLE = {
 }
 
 
+def _nul_at(value: Any, path: str) -> str | None:
+    """Where a NUL character hides: PostgreSQL can store none, in text or JSON."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if isinstance(key, str) and "\x00" in key:
+            return f"{path}.{key!r}".lstrip(".")
+        if found := _nul_at(item, f"{path}.{key}".lstrip(".")):
+            return found
+    return None
+
+
 def parse(payload: Any) -> Batch:
     """Accept what trackers send; refuse with the path of the first wrong field."""
+    if where := _nul_at(payload, ""):
+        raise RequestValidationError(
+            [{"loc": (where,), "msg": "must not contain NUL characters", "type": "value_error"}]
+        )
     try:
         if isinstance(payload, list):
             return Batch.model_validate({"batch": payload})

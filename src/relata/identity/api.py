@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
 from sqlalchemy.orm import Session
 
@@ -36,7 +36,7 @@ class UnmergeRead(BaseModel):
 
 @router.get("", response_model=list[MergeRead])
 def list_merges(
-    customer_id: int | None = None,
+    customer_id: int | None = Query(None, ge=1, le=2**63 - 1),
     limit: int = Query(100, ge=1, le=1000),
     session: Session = Depends(read_session),
 ) -> list[Any]:
@@ -45,7 +45,7 @@ def list_merges(
 
 @router.post("/{merge_id}/undo", response_model=UnmergeRead)
 def undo_merge(
-    merge_id: int,
+    merge_id: int = Path(ge=1, le=2**63 - 1),
     session: Session = Depends(write_session),
     settings: Settings = Depends(get_settings),
 ) -> UnmergeRead:

@@ -27,6 +27,10 @@ class MergeError(ValueError):
     """A merge or unmerge that cannot be done, with the reason."""
 
 
+class MergeNotFound(MergeError):
+    pass
+
+
 def record_identifiers(
     data: Mapping[str, Any], extra_ids: Iterable[Sequence[str]] = ()
 ) -> list[Key]:
@@ -211,7 +215,7 @@ def unmerge(session: Session, merge_id: int, settings: Settings) -> Unmerged:
     """Restore the merged customer as it was: its records, identifiers and events."""
     log = session.get(Merge, merge_id)
     if log is None:
-        raise MergeError(f"no merge with id {merge_id}")
+        raise MergeNotFound(f"no merge with id {merge_id}")
     if log.undone_at is not None:
         raise MergeError(f"merge {merge_id} was already undone at {log.undone_at.isoformat()}")
     restored = session.get(Customer, log.merged_id)

@@ -81,11 +81,16 @@ def to_record(mapping: Mapping, values: dict[str, str], region: str) -> RecordIn
 
 def _convert(mapping: Mapping, row: RawRow, region: str) -> RecordInput | Rejected:
     if row.values is None:
-        return Rejected(row.line_no, "line", row.text or "", row.error or "unparseable line")
+        text = (row.text or "").replace("\x00", "")
+        return Rejected(row.line_no, "line", text, row.error or "unparseable line")
+    values = row.values
+    if any("\x00" in v for v in values.values()):
+        # Neither database stores NUL in text; it is never meaningful in a name or address.
+        values = {k: v.replace("\x00", "") for k, v in values.items()}
     try:
-        return to_record(mapping, row.values, region)
+        return to_record(mapping, values, region)
     except (MappingError, InvalidValue) as exc:
-        raw = orjson.dumps(row.values, option=orjson.OPT_SORT_KEYS).decode()
+        raw = orjson.dumps(values, option=orjson.OPT_SORT_KEYS).decode()
         return Rejected(row.line_no, "row", raw, str(exc))
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, HTTPException, Query
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
 from relata.api.deps import read_session
 from relata.profiles import service, view
 from relata.profiles.schemas import CustomerSummary, CustomerView, Holdings, Timeline
+from relata.profiles.view import MAX_ID
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
+CustomerId = Annotated[int, Path(ge=1, le=MAX_ID, description="customer id")]
 
 
 def _active_or_redirect(
@@ -36,7 +40,7 @@ def search_customers(
 
 @router.get("/{customer_id}", response_model=CustomerView)
 def get_customer(
-    customer_id: int,
+    customer_id: CustomerId,
     page_size: int = Query(50, ge=1, le=500),
     before: str | None = Query(None, description="cursor from timeline.next_cursor"),
     session: Session = Depends(read_session),
@@ -51,7 +55,7 @@ def get_customer(
 
 @router.get("/{customer_id}/timeline", response_model=Timeline)
 def get_timeline(
-    customer_id: int,
+    customer_id: CustomerId,
     page_size: int = Query(50, ge=1, le=500),
     before: str | None = None,
     session: Session = Depends(read_session),
@@ -64,7 +68,7 @@ def get_timeline(
 
 @router.get("/{customer_id}/holdings", response_model=Holdings)
 def get_holdings(
-    customer_id: int,
+    customer_id: CustomerId,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
     session: Session = Depends(read_session),

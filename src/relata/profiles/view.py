@@ -29,6 +29,7 @@ from relata.profiles.schemas import (
 )
 
 HOLDINGS_SHOWN = 50
+MAX_ID = 2**63 - 1  # the largest key either database can hold
 
 
 class CursorError(ValueError):
@@ -41,10 +42,13 @@ def encode_cursor(at: datetime, event_id: int) -> str:
 
 def decode_cursor(cursor: str) -> tuple[datetime, int]:
     try:
-        at, event_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
-        return datetime.fromisoformat(at), int(event_id)
+        at_text, id_text = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        at, event_id = datetime.fromisoformat(at_text), int(id_text)
     except (ValueError, UnicodeDecodeError):
-        raise CursorError(f"invalid cursor {cursor!r}") from None
+        raise CursorError(f"invalid cursor {cursor[:80]!r}") from None
+    if at.tzinfo is None or not 0 < event_id <= MAX_ID:
+        raise CursorError(f"invalid cursor {cursor[:80]!r}")
+    return at, event_id
 
 
 def customer_read(customer: Customer) -> CustomerRead:
@@ -173,7 +177,7 @@ def holdings_list(session: Session, customer_id: int, limit: int, offset: int) -
 
 def search(session: Session, q: str, limit: int = 20) -> list[CustomerSummary]:
     """Find customers by e-mail, phone, customer number, loyalty card or name, all indexed."""
-    q = q.strip()
+    q = q.replace("\x00", "").strip()
     if not q:
         return []
     ids: list[int] = []
