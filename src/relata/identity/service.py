@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,8 +39,8 @@ def record_identifiers(
     return list(dict.fromkeys(keys))
 
 
-def lock_names(keys: Iterable[Key]) -> list[str]:
-    return [f"id:{kind}:{value}" for kind, value in keys]
+def lock_names(keys: Iterable[Key]) -> Iterator[str]:
+    return (f"id:{kind}:{value}" for kind, value in keys)
 
 
 def owners_of(session: Session, keys: Iterable[Key]) -> dict[Key, set[int]]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -65,6 +66,7 @@ class _Row:
     extra_ids: list[list[str]]
     digest: str
     existing: dict[str, Any] | None
+    identifiers: list[tuple[str, str]]
 
 
 def _digest(data: dict[str, Any], attributes: dict[str, Any], extra: list[list[str]]) -> str:
@@ -99,7 +101,9 @@ def _prepare(
             data = {**old["data"], **data}
             attributes = {**old["attributes"], **attributes}
             extra = [list(k) for k in dict.fromkeys(map(tuple, old["extra_ids"] + extra))]
-        rows.append(_Row(rec, data, attributes, extra, _digest(data, attributes, extra), old))
+        digest = _digest(data, attributes, extra)
+        ids = identity.record_identifiers(data, extra)
+        rows.append(_Row(rec, data, attributes, extra, digest, old, ids))
     return rows
 
 
@@ -138,12 +142,14 @@ def upsert_records(
     strong = set(settings.strong_identifiers)
     lock_keys(
         session,
-        [f"rec:{source.id}:{r.source_key}" for r in inputs]
-        + identity.lock_names(
-            k
-            for r in inputs
-            for k in identity.record_identifiers(r.data, r.extra_ids)
-            if k[0] in strong
+        chain(
+            (f"rec:{source.id}:{r.source_key}" for r in inputs),
+            identity.lock_names(
+                k
+                for r in inputs
+                for k in identity.record_identifiers(r.data, r.extra_ids)
+                if k[0] in strong
+            ),
         ),
     )
     existing = _existing(session, source.id, [r.source_key for r in inputs])
@@ -161,7 +167,7 @@ def upsert_records(
     items = [
         LinkItem(
             current=row.existing["customer_id"] if row.existing else None,
-            identifiers=identity.record_identifiers(row.data, row.extra_ids),
+            identifiers=row.identifiers,
             person=Person(
                 row.data.get("first_name"), row.data.get("last_name"), row.data.get("birth_date")
             ),
@@ -269,7 +275,7 @@ def _write(
         [
             (kind, value, cid, origin, rid, now)
             for rid, cid, origin, row in record_ids
-            for kind, value in identity.record_identifiers(row.data, row.extra_ids)
+            for kind, value in row.identifiers
         ],
     )
     result.new += len(fresh)
