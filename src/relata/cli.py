@@ -62,6 +62,12 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     )
 
 
+def _fail(message: str, code: int) -> None:
+    # One line, never wrapped: scripts read it.
+    sys.stderr.write("error: " + " ".join(message.split()) + "\n")
+    raise typer.Exit(code) from None
+
+
 def command(fn: F) -> F:
     """Turn every expected error into one line on stderr and a non-zero exit."""
 
@@ -70,18 +76,11 @@ def command(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except _expected_errors() as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
-            raise typer.Exit(1) from None
+            _fail(str(exc), 1)
         except OperationalError as exc:
-            err.print(
-                f"error: database unavailable: {str(exc.orig).strip()}",
-                highlight=False,
-                markup=False,
-            )
-            raise typer.Exit(2) from None
+            _fail(f"database unavailable: {exc.orig}", 2)
         except OSError as exc:
-            err.print(f"error: {exc}", highlight=False, markup=False)
-            raise typer.Exit(1) from None
+            _fail(str(exc), 1)
 
     return wrapper  # type: ignore[return-value]
 
@@ -90,8 +89,8 @@ def _settings() -> Settings:
     try:
         return get_settings()
     except ValueError as exc:
-        err.print(f"error: invalid configuration: {exc}".splitlines()[0], markup=False)
-        raise typer.Exit(2) from None
+        _fail(f"invalid configuration: {exc}", 2)
+        raise
 
 
 @contextmanager
