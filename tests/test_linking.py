@@ -93,3 +93,15 @@ def test_swapped_first_and_last_names_are_compatible():
 def test_phone_is_not_strong_by_default_and_never_links():
     p = plan([item(("phone", "+4930123")), item(("phone", "+4930123"))])
     assert p.assign[0] != p.assign[1]
+
+
+def test_a_nameless_record_on_a_family_address_links_to_no_one():
+    owners = {("email", "familie.mueller@web.de"): {1}}
+    persons = {1: Person("Anna", "Müller")}
+    nameless = plan([item(("email", "familie.mueller@web.de"))], owners, persons)
+    assert nameless.assign[0] < 0
+    named = plan([item(("email", "familie.mueller@web.de"), first="Anna")], owners, persons)
+    assert named.assign == [1]
+    # An ordinary personal address still links a nameless newsletter sign-up.
+    personal = plan([item(("email", "anna@web.de"))], {("email", "anna@web.de"): {1}}, persons)
+    assert personal.assign == [1]

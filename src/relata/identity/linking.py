@@ -9,6 +9,7 @@ two different first names or two different birth dates keep them apart.
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Iterable, Mapping
+import re
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import JaroWinkler
@@ -18,6 +19,14 @@ from relata.ingest.normalise import fold
 Key = tuple[str, str]  # (kind, value)
 # Existing customers are positive ids; customers to be created are negative refs.
 Ref = int
+
+
+# "familie.mueller@…", "fam-schulz@…", "family.smith@…": written to be shared.
+_HOUSEHOLD = re.compile(r"^(?:.*famil|fam[._-]|.*haushalt|.*household)", re.IGNORECASE)
+
+
+def household_address(kind: str, value: str) -> bool:
+    return kind == "email" and bool(_HOUSEHOLD.match(value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +126,9 @@ class _Linker:
                 why.setdefault(root, f"{kind}={value}")
                 if kind not in self.shared:
                     exclusive.append(root)
+                elif household_address(kind, value) and not item.person.first_name:
+                    # A family's address says nothing about which of them this is.
+                    continue
                 elif compatible(item.person, self.person(root)):
                     shared.append(root)
         return list(dict.fromkeys(exclusive)), list(dict.fromkeys(shared)), why

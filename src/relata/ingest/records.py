@@ -47,6 +47,13 @@ class RecordInput:
     data: dict[str, Any]  # canonical fields, normalised
     attributes: dict[str, Any] = field(default_factory=dict)
     extra_ids: tuple[tuple[str, str], ...] = ()
+    # The content's fingerprint, when the caller computed it already (in a worker).
+    digest: str = ""
+
+    def with_digest(self) -> RecordInput:
+        extra = [list(k) for k in self.extra_ids]
+        digest = _digest(self.data, self.attributes, extra)
+        return RecordInput(self.source_key, self.data, self.attributes, self.extra_ids, digest)
 
 
 @dataclass(slots=True)
@@ -74,14 +81,19 @@ def _digest(data: dict[str, Any], attributes: dict[str, Any], extra: list[list[s
     return hashlib.blake2b(blob, digest_size=16).hexdigest()
 
 
-def _existing(session: Session, source_id: int, keys: list[str]) -> dict[str, dict[str, Any]]:
+def _existing(
+    session: Session, source_id: int, keys: list[str], partial: bool
+) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
     t = SourceRecord.__table__
+    columns = [t.c.id, t.c.source_key, t.c.customer_id, t.c.origin_customer_id, t.c.content_hash]
+    if partial:  # only a partial update needs what the record says already
+        columns += [t.c.data, t.c.attributes, t.c.extra_ids]
     for i in range(0, len(keys), CHUNK):
         rows = session.execute(
-            select(t.c.id, t.c.source_key, t.c.customer_id, t.c.origin_customer_id, t.c.data)
-            .add_columns(t.c.attributes, t.c.extra_ids, t.c.content_hash)
-            .where(t.c.source_id == source_id, t.c.source_key.in_(keys[i : i + CHUNK]))
+            select(*columns).where(
+                t.c.source_id == source_id, t.c.source_key.in_(keys[i : i + CHUNK])
+            )
         )
         for row in rows:
             found[row.source_key] = row._asdict()
@@ -94,14 +106,16 @@ def _prepare(
     rows = []
     for rec in inputs:
         old = existing.get(rec.source_key)
-        data, attributes = dict(rec.data), dict(rec.attributes)
+        data, attributes = rec.data, rec.attributes
         extra = [list(k) for k in rec.extra_ids]
+        digest = rec.digest
         if partial and old is not None:
             # An identify call says what changed, not everything: keep the rest.
             data = {**old["data"], **data}
             attributes = {**old["attributes"], **attributes}
             extra = [list(k) for k in dict.fromkeys(map(tuple, old["extra_ids"] + extra))]
-        digest = _digest(data, attributes, extra)
+            digest = ""
+        digest = digest or _digest(data, attributes, extra)
         ids = identity.record_identifiers(data, extra)
         rows.append(_Row(rec, data, attributes, extra, digest, old, ids))
     return rows
@@ -152,7 +166,7 @@ def upsert_records(
             ),
         ),
     )
-    existing = _existing(session, source.id, [r.source_key for r in inputs])
+    existing = _existing(session, source.id, [r.source_key for r in inputs], partial)
     rows = _prepare(inputs, existing, partial)
     changed = []
     for row in rows:

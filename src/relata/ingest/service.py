@@ -81,7 +81,7 @@ def to_record(mapping: Mapping, values: dict[str, str], region: str) -> RecordIn
     attributes: dict[str, Any] = dict(mapped.attributes)
     for name, raw in normal.dropped.items():
         attributes[f"_invalid_{name}"] = raw
-    return RecordInput(mapped.source_key, normal.data, attributes)
+    return RecordInput(mapped.source_key, normal.data, attributes).with_digest()
 
 
 def _convert(mapping: Mapping, row: RawRow, region: str) -> RecordInput | Rejected:
