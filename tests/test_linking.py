@@ -102,6 +102,13 @@ def test_a_nameless_record_on_a_family_address_links_to_no_one():
     assert nameless.assign[0] < 0
     named = plan([item(("email", "familie.mueller@web.de"), first="Anna")], owners, persons)
     assert named.assign == [1]
+    # Nor does a named record join a nameless customer through a family address.
+    unnamed = plan(
+        [item(("email", "familie.mueller@web.de"), first="Anna")],
+        owners,
+        {1: Person()},
+    )
+    assert unnamed.assign[0] < 0
     # An ordinary personal address still links a nameless newsletter sign-up.
     personal = plan([item(("email", "anna@web.de"))], {("email", "anna@web.de"): {1}}, persons)
     assert personal.assign == [1]

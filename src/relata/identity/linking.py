@@ -126,7 +126,9 @@ class _Linker:
                 why.setdefault(root, f"{kind}={value}")
                 if kind not in self.shared:
                     exclusive.append(root)
-                elif household_address(kind, value) and not item.person.first_name:
+                elif household_address(kind, value) and not (
+                    item.person.first_name and self.person(root).first_name
+                ):
                     # A family's address says nothing about which of them this is.
                     continue
                 elif compatible(item.person, self.person(root)):
