@@ -8,6 +8,7 @@ from relata.identity import service as identity
 from relata.identity.models import Merge
 from relata.ingest.models import SourceRecord
 from relata.profiles.models import Customer
+from relata.profiles.survivorship import unpack
 from tests.helpers import make_source, put, rec
 
 
@@ -15,7 +16,9 @@ def customer(db, cid: int) -> Customer:
     with db.session(write=False) as s:
         c = s.get(Customer, cid)
         assert c is not None
-        return c
+        s.expunge(c)
+    c.provenance = unpack(c.provenance)  # the stored form is packed
+    return c
 
 
 def test_records_sharing_a_strong_identifier_are_one_customer(db, settings):

@@ -121,11 +121,14 @@ class Database:
 
     @contextmanager
     def session(self, write: bool = True) -> Iterator[Session]:
-        """One transaction: committed when the block ends, rolled back on error."""
+        """One transaction: a write is committed when the block ends; rolled back on error."""
         session = (self._write if write else self._read)()
         try:
             yield session
-            session.commit()
+            if write:
+                session.commit()
+            # A read never writes, even by accident: closing discards its transaction
+            # (and, unlike rollback, leaves loaded objects readable).
         except BaseException:
             session.rollback()
             raise

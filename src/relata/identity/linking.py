@@ -8,8 +8,8 @@ two different first names or two different birth dates keep them apart.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Mapping
 import re
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from rapidfuzz.distance import JaroWinkler

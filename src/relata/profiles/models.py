@@ -47,7 +47,7 @@ class Customer(Base):
     country: Mapped[str | None] = mapped_column(String(2))
     customer_number: Mapped[str | None] = mapped_column(String(64))
     loyalty_card: Mapped[str | None] = mapped_column(String(64))
-    # field -> {"source": name, "source_key": key, "at": ISO time}
+    # {"f": {field: i}, "o": [[source, source_key, ISO time, rule], ...]}; see survivorship.pack
     provenance: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     # Folded names (lower case, umlauts spelled out) for indexed prefix search.
     first_name_key: Mapped[str | None] = mapped_column(SearchKey)

@@ -14,7 +14,7 @@ from relata.db import allocate_ids, bulk_insert, utcnow
 from relata.ingest.models import Source, SourceRecord
 from relata.ingest.normalise import fold
 from relata.profiles.models import Customer
-from relata.profiles.survivorship import GOLDEN_FIELDS, Candidate, Golden, golden
+from relata.profiles.survivorship import GOLDEN_FIELDS, Candidate, Golden, golden, pack
 
 CHUNK = 500
 
@@ -24,7 +24,7 @@ def customer_values(g: Golden) -> dict[str, Any]:
     values: dict[str, Any] = {f: g.values.get(f) for f in GOLDEN_FIELDS}
     if values["birth_date"]:
         values["birth_date"] = date.fromisoformat(values["birth_date"])
-    values["provenance"] = g.provenance
+    values["provenance"] = pack(g.provenance)
     values["first_name_key"] = fold(values["first_name"] or "") or None
     values["last_name_key"] = fold(values["last_name"] or "") or None
     return values

@@ -97,3 +97,29 @@ def golden(candidates: Sequence[Candidate], rules: Mapping[str, str] | None = No
                     "rule": rule,
                 }
     return Golden(values, provenance)
+
+
+def pack(provenance: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Provenance as stored: each origin once, fields pointing at it.
+
+    Most fields of a golden record come from the same one or two records; storing the
+    origin once per field made it the largest column of ``customers``.
+    """
+    origins: list[list[Any]] = []
+    index: dict[tuple[Any, ...], int] = {}
+    fields: dict[str, int] = {}
+    for name, p in provenance.items():
+        key = (p["source"], p["source_key"], p["at"], p.get("rule", "trust"))
+        if key not in index:
+            index[key] = len(origins)
+            origins.append(list(key))
+        fields[name] = index[key]
+    return {"f": fields, "o": origins}
+
+
+def unpack(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    origins = stored.get("o", [])
+    return {
+        name: dict(zip(("source", "source_key", "at", "rule"), origins[i], strict=True))
+        for name, i in stored.get("f", {}).items()
+    }

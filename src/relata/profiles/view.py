@@ -27,6 +27,7 @@ from relata.profiles.schemas import (
     SourceRecordRead,
     Timeline,
 )
+from relata.profiles.survivorship import unpack
 
 HOLDINGS_SHOWN = 50
 MAX_ID = 2**63 - 1  # the largest key either database can hold
@@ -54,6 +55,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, int]:
 def customer_read(customer: Customer) -> CustomerRead:
     data = {c: getattr(customer, c) for c in CustomerRead.model_fields if hasattr(customer, c)}
     data["age"] = profiles.age(customer.birth_date)
+    data["provenance"] = unpack(customer.provenance)
     return CustomerRead.model_validate(data)
 
 
