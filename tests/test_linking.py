@@ -1,5 +1,8 @@
 """Deterministic linking, without a database."""
 
+from hypothesis import given
+from hypothesis import strategies as st
+
 from relata.identity.linking import LinkItem, Person, compatible, plan_links
 
 STRONG = ["email", "customer_number", "loyalty_card", "anonymous_id"]
@@ -112,3 +115,31 @@ def test_a_nameless_record_on_a_family_address_links_to_no_one():
     # An ordinary personal address still links a nameless newsletter sign-up.
     personal = plan([item(("email", "anna@web.de"))], {("email", "anna@web.de"): {1}}, persons)
     assert personal.assign == [1]
+
+
+ids = st.lists(
+    st.tuples(st.sampled_from(["email", "customer_number", "phone"]), st.sampled_from("abcde")),
+    max_size=3,
+)
+people = st.builds(
+    Person,
+    st.sampled_from([None, "Anna", "Peter", "Anne"]),
+    st.sampled_from([None, "Müller"]),
+    st.sampled_from([None, "1980-01-02", "1990-05-06"]),
+)
+
+
+@given(st.lists(st.tuples(ids, people), max_size=12))
+def test_records_sharing_an_exclusive_identifier_always_end_up_together(rows):
+    items = [
+        item(*keys, first=p.first_name, last=p.last_name, birth=p.birth_date) for keys, p in rows
+    ]
+    result = plan(items)
+    owner: dict[tuple[str, str], int] = {}
+    for (keys, _), ref in zip(rows, result.assign, strict=True):
+        for key in keys:
+            if key[0] == "customer_number":
+                assert owner.setdefault(key, ref) == ref
+    # Every assigned ref is either new (and listed) or existing; no merges of new refs.
+    assert set(result.assign) == set(result.new)
+    assert not result.merges
