@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
@@ -28,3 +29,9 @@ def write_session(request: Request) -> Iterator[Session]:
 def read_session(request: Request) -> Iterator[Session]:
     with get_db(request).session(write=False) as session:
         yield session
+
+
+# scope="function": the transaction ends before the response is sent, so a client never
+# hears "accepted" for data whose commit then failed.
+WriteSession = Annotated[Session, Depends(write_session, scope="function")]
+ReadSession = Annotated[Session, Depends(read_session, scope="function")]

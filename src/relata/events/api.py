@@ -7,9 +7,8 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
-from sqlalchemy.orm import Session
 
-from relata.api.deps import get_settings, write_session
+from relata.api.deps import WriteSession, get_settings
 from relata.config import Settings
 from relata.events import service
 from relata.events.schemas import Batch, EventsAccepted, Message
@@ -82,8 +81,8 @@ def parse(payload: Any) -> Batch:
 
 @router.post("/events", status_code=202, response_model=EventsAccepted)
 def post_events(
+    session: WriteSession,
     payload: Any = Body(..., examples=[EXAMPLE]),
-    session: Session = Depends(write_session),
     settings: Settings = Depends(get_settings),
 ) -> EventsAccepted:
     """Store identify, track, page and alias messages; a repeated messageId is stored once."""

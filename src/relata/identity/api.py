@@ -7,9 +7,8 @@ from typing import Any
 
 from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel, ConfigDict
-from sqlalchemy.orm import Session
 
-from relata.api.deps import get_settings, read_session, write_session
+from relata.api.deps import ReadSession, WriteSession, get_settings
 from relata.config import Settings
 from relata.identity import service
 
@@ -36,17 +35,17 @@ class UnmergeRead(BaseModel):
 
 @router.get("", response_model=list[MergeRead])
 def list_merges(
+    session: ReadSession,
     customer_id: int | None = Query(None, ge=1, le=2**63 - 1),
     limit: int = Query(100, ge=1, le=1000),
-    session: Session = Depends(read_session),
 ) -> list[Any]:
     return service.list_merges(session, customer_id, limit)
 
 
 @router.post("/{merge_id}/undo", response_model=UnmergeRead)
 def undo_merge(
+    session: WriteSession,
     merge_id: int = Path(ge=1, le=2**63 - 1),
-    session: Session = Depends(write_session),
     settings: Settings = Depends(get_settings),
 ) -> UnmergeRead:
     done = service.unmerge(session, merge_id, settings)

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Query
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.orm import Session
 
-from relata.api.deps import read_session, write_session
+from relata.api.deps import ReadSession, WriteSession
 from relata.ingest import service, sources
 from relata.ingest.models import CHANNELS
 
@@ -43,21 +42,21 @@ class QuarantineRead(BaseModel):
 
 
 @router.get("/sources", response_model=list[SourceRead])
-def list_sources(session: Session = Depends(read_session)) -> list[sources.Source]:
+def list_sources(session: ReadSession) -> list[sources.Source]:
     return sources.list_sources(session)
 
 
 @router.post("/sources", status_code=201, response_model=SourceRead)
-def add_source(body: SourceCreate, session: Session = Depends(write_session)) -> sources.Source:
+def add_source(session: WriteSession, body: SourceCreate) -> sources.Source:
     return sources.add_source(session, body.name, body.channel, body.trust)
 
 
 @router.get("/quarantine", response_model=list[QuarantineRead])
 def list_quarantine(
+    session: ReadSession,
     source: str | None = None,
     status: str = Query("open", pattern="^(open|resolved|all)$"),
     limit: int = Query(100, ge=1, le=1000),
-    session: Session = Depends(read_session),
 ) -> list[QuarantineRead]:
     return [
         QuarantineRead(

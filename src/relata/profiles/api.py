@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query
+from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
-from relata.api.deps import read_session
+from relata.api.deps import ReadSession
 from relata.profiles import service, view
 from relata.profiles.schemas import CustomerSummary, CustomerView, Holdings, Timeline
 from relata.profiles.view import MAX_ID
@@ -31,19 +31,19 @@ def _active_or_redirect(
 
 @router.get("", response_model=list[CustomerSummary])
 def search_customers(
+    session: ReadSession,
     q: str = Query(..., min_length=1, max_length=200, description="name, e-mail, phone or number"),
     limit: int = Query(20, ge=1, le=100),
-    session: Session = Depends(read_session),
 ) -> list[CustomerSummary]:
     return view.search(session, q, limit)
 
 
 @router.get("/{customer_id}", response_model=CustomerView)
 def get_customer(
+    session: ReadSession,
     customer_id: CustomerId,
     page_size: int = Query(50, ge=1, le=500),
     before: str | None = Query(None, description="cursor from timeline.next_cursor"),
-    session: Session = Depends(read_session),
 ):  # type: ignore[no-untyped-def]
     found = _active_or_redirect(session, customer_id)
     if isinstance(found, RedirectResponse):
@@ -55,10 +55,10 @@ def get_customer(
 
 @router.get("/{customer_id}/timeline", response_model=Timeline)
 def get_timeline(
+    session: ReadSession,
     customer_id: CustomerId,
     page_size: int = Query(50, ge=1, le=500),
     before: str | None = None,
-    session: Session = Depends(read_session),
 ):  # type: ignore[no-untyped-def]
     found = _active_or_redirect(session, customer_id, "/timeline")
     if isinstance(found, RedirectResponse):
@@ -68,10 +68,10 @@ def get_timeline(
 
 @router.get("/{customer_id}/holdings", response_model=Holdings)
 def get_holdings(
+    session: ReadSession,
     customer_id: CustomerId,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0),
-    session: Session = Depends(read_session),
 ):  # type: ignore[no-untyped-def]
     found = _active_or_redirect(session, customer_id, "/holdings")
     if isinstance(found, RedirectResponse):

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi import APIRouter, FastAPI, Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -20,7 +20,7 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from relata.api.deps import read_session
+from relata.api.deps import ReadSession
 from relata.profiles import service as profiles
 from relata.profiles import view as profile_view
 from relata.profiles.models import Customer
@@ -241,9 +241,7 @@ def _clean_query(q: str) -> str:
 
 
 @router.get("/", response_class=HTMLResponse, name="search_page")
-def search_page(
-    request: Request, q: str = "", session: Session = Depends(read_session)
-) -> Response:
+def search_page(session: ReadSession, request: Request, q: str = "") -> Response:
     query = _clean_query(q)
     results = profile_view.search(session, query, SEARCH_LIMIT) if query else []
     return render(request, "search.html", {"q": query, "results": results})
@@ -272,11 +270,11 @@ def _bad_cursor(request: Request) -> HTMLResponse:
 
 @router.get("/customers/{customer_id}", response_class=HTMLResponse, name="customer_page")
 def customer_page(
+    session: ReadSession,
     request: Request,
     customer_id: str,
     before: str | None = None,
     merged_from: str | None = None,
-    session: Session = Depends(read_session),
 ) -> Response:
     customer = _resolve(request, session, customer_id, "customer_page")
     if isinstance(customer, Response):
@@ -306,10 +304,10 @@ def customer_page(
     "/customers/{customer_id}/timeline", response_class=HTMLResponse, name="timeline_fragment"
 )
 def timeline_fragment(
+    session: ReadSession,
     request: Request,
     customer_id: str,
     before: str | None = None,
-    session: Session = Depends(read_session),
 ) -> Response:
     """Older events as a piece of the 360° view, which relata.js appends in place."""
     customer = _resolve(request, session, customer_id, "timeline_fragment")
