@@ -210,3 +210,44 @@ def test_concurrent_imports_never_create_two_customers_for_one_identifier(db, se
         )
     assert len(owners) == 200 and all(n == 1 for _, n in owners)
     assert active == 200
+
+
+def test_a_record_never_joins_a_customer_that_a_concurrent_batch_merges_away(db, settings):
+    make_source(db, "shop")
+    make_source(db, "pos", "pos")
+    make_source(db, "hotline", "hotline")
+
+    def put(session, source, *records):
+        return upsert_records(session, require_source(session, source), list(records), settings)
+
+    with db.session() as s:
+        a = put(s, "shop", RecordInput("K1", {"last_name": "Roth", "email": "r@x.de"}))
+        b = put(
+            s,
+            "pos",
+            RecordInput("C9", {"last_name": "Roth", "loyalty_card": "C9", "customer_number": "N7"}),
+        )
+    survivor, merged = a.customer_of["K1"], b.customer_of["C9"]
+    outcome: dict[str, int] = {}
+
+    def attach_by_n7() -> None:
+        with db.session() as s:
+            r = put(s, "hotline", RecordInput("T1", {"last_name": "Roth", "customer_number": "N7"}))
+            outcome["T1"] = r.customer_of["T1"]
+
+    with db.session() as s:
+        # This batch merges B into A and holds its transaction open while another
+        # batch attaches a record through an identifier only B had.
+        put(
+            s,
+            "hotline",
+            RecordInput("T0", {"last_name": "Roth", "email": "r@x.de", "loyalty_card": "C9"}),
+        )
+        other = threading.Thread(target=attach_by_n7)
+        other.start()
+        other.join(0.5)
+    other.join(30)
+    assert outcome["T1"] == survivor != merged
+    with db.session(write=False) as s:
+        owner = s.scalar(select(SourceRecord.customer_id).where(SourceRecord.source_key == "T1"))
+        assert s.get(Customer, owner).status == "active"

@@ -131,3 +131,30 @@ def test_survivorship_keeps_the_address_from_one_record(db, settings):
     # taken whole from one record, never stitched from two.
     assert (c.street, c.postcode, c.city) == ("Hauptstraße", "10115", "Berlin")
     assert c.provenance["street"]["source"] == c.provenance["city"]["source"] == "pos"
+
+
+def test_many_processes_may_migrate_a_new_database_at_once(db, tmp_path):
+    import subprocess
+    import sys
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    if db.is_sqlite:
+        url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    else:
+        schema = f"fresh_{uuid.uuid4().hex[:8]}"
+        base = db.url.split("?")[0]
+        admin = create_engine(base)
+        with admin.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA {schema}"))
+        url = f"{base}?options=-csearch_path%3D{schema}"
+    code = "import sys; from relata.db import Database; Database(sys.argv[1]).migrate()"
+    procs = [subprocess.Popen([sys.executable, "-c", code, url]) for _ in range(3)]
+    try:
+        assert [p.wait(120) for p in procs] == [0, 0, 0]
+    finally:
+        if not db.is_sqlite:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+            admin.dispose()

@@ -44,7 +44,6 @@ class Failure(Exception):
 
 
 def _expected_errors() -> tuple[type[Exception], ...]:
-    from relata.events.service import EventError
     from relata.identity.service import MergeError
     from relata.ingest.mapping import MappingError
     from relata.ingest.service import FileImportError
@@ -53,7 +52,6 @@ def _expected_errors() -> tuple[type[Exception], ...]:
 
     return (
         Failure,
-        EventError,
         MergeError,
         MappingError,
         FileImportError,
@@ -222,9 +220,7 @@ def import_(
     if as_json:
         _json(data)
         return
-    out.print(", ".join(f"{k} {v}" for k, v in data.items() if not isinstance(v, list)))
-    for problem in data.get("problems", []):
-        out.print(f"note: {problem}")
+    out.print(", ".join(f"{k} {v}" for k, v in data.items()))
 
 
 @quarantine_app.command("list")
@@ -416,7 +412,7 @@ def serve(
     import uvicorn
 
     with _db():
-        pass  # migrate once here, not in every worker at the same moment
+        pass  # fail fast with one line if the database is unreachable or cannot migrate
     out.print(f"relata listening on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
     uvicorn.run("relata.api.main:app", host=host, port=port, workers=workers, log_level="warning")
 

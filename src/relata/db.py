@@ -155,7 +155,12 @@ def migrate(engine: Engine) -> None:
     from alembic import command
 
     cfg = alembic_config()
-    with engine.connect() as conn:
+    # On SQLite, take the write lock up front so a second process waits its turn
+    # instead of failing on a lock upgrade.
+    with engine.execution_options(sqlite_immediate=True).connect() as conn:
+        if conn.dialect.name == "postgresql":
+            # Many server processes start at once; one migrates, the others wait.
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _key_hash("migrate")})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()

@@ -6,9 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from relata.events.service import EventError
 from relata.identity.service import MergeError, MergeNotFound
-from relata.ingest.sources import SourceError
+from relata.ingest.sources import SourceError, SourceExists
 from relata.profiles.view import CursorError
 
 # Pydantic names the member of a tagged union in the error location; users don't care.
@@ -39,8 +38,8 @@ def _bad(status: int):  # type: ignore[no-untyped-def]
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     for error, status in (
+        (SourceExists, 409),
         (SourceError, 422),
-        (EventError, 422),
         (MergeNotFound, 404),
         (MergeError, 409),
         (CursorError, 422),

@@ -30,10 +30,6 @@ CHUNK = 500
 AnyMessage = Identify | Track | Alias | object
 
 
-class EventError(ValueError):
-    """An event batch that cannot be taken, with the reason."""
-
-
 @dataclass(frozen=True, slots=True)
 class Ingested:
     accepted: int
@@ -139,7 +135,8 @@ def _customers(
         key = record_key(msg)
         if key:
             by_source.setdefault(src.id, (src, []))[1].append(_record_input(msg, key, settings))
-    for src, inputs in by_source.values():
+    # Sources in id order: every writer takes its record locks in one global order.
+    for _, (src, inputs) in sorted(by_source.items()):
         _merge_aliased_users(session, src, [m for s, _, m in fresh if s is src], settings)
         upsert_records(session, src, inputs, settings, partial=True)
     anonymous = identity.anonymous_profiles(

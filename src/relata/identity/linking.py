@@ -26,7 +26,7 @@ _HOUSEHOLD = re.compile(r"^(?:.*famil|fam[._-]|.*haushalt|.*household)", re.IGNO
 
 
 def household_address(kind: str, value: str) -> bool:
-    return kind == "email" and bool(_HOUSEHOLD.match(value))
+    return kind == "email" and bool(_HOUSEHOLD.match(value.partition("@")[0]))
 
 
 @dataclass(frozen=True, slots=True)

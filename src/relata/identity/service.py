@@ -11,7 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import bulk_insert, customer_owned_tables, utcnow
+from relata.db import bulk_insert, customer_owned_tables, lock_keys, utcnow
 from relata.events.timeline import record_system_event
 from relata.identity.linking import Key, LinkItem, Person, Plan, Ref, plan_links
 from relata.identity.models import Identifier, Merge
@@ -29,6 +29,30 @@ class MergeError(ValueError):
 
 class MergeNotFound(MergeError):
     pass
+
+
+class StaleCustomers(RuntimeError):
+    """A customer read a moment ago was merged away by a concurrent writer: read again."""
+
+
+def _lock_active(session: Session, ids: set[int]) -> None:
+    """Row-lock the customers a batch will write to, and insist they are still active.
+
+    Identifier locks keep two writers off the same identifier; they do not stop another
+    batch merging away a customer this one is about to attach a record to.
+    """
+    if not ids or session.get_bind().dialect.name != "postgresql":
+        return
+    ordered = sorted(ids)
+    for i in range(0, len(ordered), CHUNK):
+        rows = session.execute(
+            select(Customer.id, Customer.status)
+            .where(Customer.id.in_(ordered[i : i + CHUNK]))
+            .order_by(Customer.id)
+            .with_for_update()
+        )
+        if any(status != "active" for _, status in rows):
+            raise StaleCustomers
 
 
 def record_identifiers(
@@ -89,6 +113,7 @@ def plan(session: Session, items: list[LinkItem], settings: Settings) -> Plan:
     owners = owners_of(session, keys) if keys else {}
     involved = {cid for refs in owners.values() for cid in refs}
     involved.update(item.current for item in items if item.current is not None)
+    _lock_active(session, involved)
     persons, known = _persons(session, involved)
 
     def rank(ref: Ref) -> tuple[bool, bool, int]:
@@ -116,6 +141,7 @@ def write_identifiers(session: Session, rows: list[tuple[Any, ...]]) -> None:
 def anonymous_profiles(session: Session, anonymous_ids: Iterable[str]) -> dict[str, int]:
     """The customer of every anonymous id, creating an empty profile for a new one."""
     wanted = sorted(set(anonymous_ids))
+    lock_keys(session, lock_names(("anonymous_id", a) for a in wanted))
     owners = owners_of(session, [("anonymous_id", a) for a in wanted])
     found = {a: min(owners[("anonymous_id", a)]) for a in wanted if owners.get(("anonymous_id", a))}
     for cid, aid in zip(

@@ -19,13 +19,14 @@ from sqlalchemy.orm import Session
 from relata.config import Settings
 from relata.db import allocate_ids, bulk_insert, lock_keys, utcnow
 from relata.identity import service as identity
-from relata.identity.linking import LinkItem, Person
+from relata.identity.linking import LinkItem, Person, Plan
 from relata.identity.models import Identifier
 from relata.ingest.models import Source, SourceRecord
 from relata.profiles import service as profiles
 from relata.profiles.survivorship import Candidate, golden
 
 CHUNK = 500
+STALE_RETRIES = 5
 _RECORD_COLUMNS = [
     "id",
     "source_id",
@@ -137,6 +138,38 @@ def _dedupe(inputs: list[RecordInput], partial: bool) -> list[RecordInput]:
     return list(last.values())
 
 
+def _diff_and_plan(
+    session: Session,
+    source: Source,
+    inputs: list[RecordInput],
+    settings: Settings,
+    partial: bool,
+    result: BatchResult,
+) -> tuple[list[_Row], Plan]:
+    """What changed, and which customer each changed record joins."""
+    existing = _existing(session, source.id, [r.source_key for r in inputs], partial)
+    changed = []
+    for row in _prepare(inputs, existing, partial):
+        if row.existing is not None and row.existing["content_hash"] == row.digest:
+            result.unchanged += 1
+            result.customer_of[row.input.source_key] = row.existing["customer_id"]
+        else:
+            changed.append(row)
+    if not changed:
+        return changed, Plan()
+    items = [
+        LinkItem(
+            current=row.existing["customer_id"] if row.existing else None,
+            identifiers=row.identifiers,
+            person=Person(
+                row.data.get("first_name"), row.data.get("last_name"), row.data.get("birth_date")
+            ),
+        )
+        for row in changed
+    ]
+    return changed, identity.plan(session, items, settings)
+
+
 def _root(merged_into: dict[int, int], cid: int) -> int:
     while cid in merged_into:
         cid = merged_into[cid]
@@ -166,29 +199,16 @@ def upsert_records(
             ),
         ),
     )
-    existing = _existing(session, source.id, [r.source_key for r in inputs], partial)
-    rows = _prepare(inputs, existing, partial)
-    changed = []
-    for row in rows:
-        if row.existing is not None and row.existing["content_hash"] == row.digest:
-            result.unchanged += 1
-            result.customer_of[row.input.source_key] = row.existing["customer_id"]
-        else:
-            changed.append(row)
+    for attempt in range(STALE_RETRIES):
+        try:
+            changed, plan = _diff_and_plan(session, source, inputs, settings, partial, result)
+            break
+        except identity.StaleCustomers:
+            if attempt == STALE_RETRIES - 1:
+                raise
+            result = BatchResult()
     if not changed:
         return result
-
-    items = [
-        LinkItem(
-            current=row.existing["customer_id"] if row.existing else None,
-            identifiers=row.identifiers,
-            person=Person(
-                row.data.get("first_name"), row.data.get("last_name"), row.data.get("birth_date")
-            ),
-        )
-        for row in changed
-    ]
-    plan = identity.plan(session, items, settings)
     now = utcnow()
 
     # New customers are born with their golden record: all their records are here.

@@ -47,7 +47,6 @@ class ImportSummary:
     unchanged: int = 0
     quarantined: int = 0
     merged: int = 0
-    problems: list[str] = field(default_factory=list)
 
     def add(self, batch: BatchResult) -> None:
         self.new += batch.new
@@ -62,7 +61,6 @@ class ImportSummary:
             "unchanged": self.unchanged,
             "quarantined": self.quarantined,
             "merged": self.merged,
-            "problems": self.problems,
         }
 
 
@@ -207,7 +205,9 @@ def import_file(
     with db.session() as session:
         source = require_source(session, source_name)
         mapping = choose_mapping(source, file_headers, mapping_file)
-        source.mapping = mapping.to_json()
+        if mapping_file is not None or source.mapping is None:
+            # A guess for one odd file must not replace the mapping someone wrote.
+            source.mapping = mapping.to_json()
     summary = ImportSummary()
     try:
         for count, records, rejected in _converted(path, mapping, settings):

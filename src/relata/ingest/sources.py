@@ -14,6 +14,10 @@ class SourceError(ValueError):
     """A source that cannot be registered or found, with the reason."""
 
 
+class SourceExists(SourceError):
+    pass
+
+
 def add_source(session: Session, name: str, channel: str, trust: int) -> Source:
     name = name.strip()
     if not name or len(name) > 64 or not all(ch.isalnum() or ch in "-_." for ch in name):
@@ -25,7 +29,7 @@ def add_source(session: Session, name: str, channel: str, trust: int) -> Source:
     if not 0 <= trust <= 100:
         raise SourceError(f"trust must be between 0 and 100, got {trust}")
     if get_source(session, name) is not None:
-        raise SourceError(f"source {name!r} exists already")
+        raise SourceExists(f"source {name!r} exists already")
     source = Source(name=name, channel=channel, trust=trust)
     session.add(source)
     session.flush()

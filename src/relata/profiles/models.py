@@ -31,7 +31,10 @@ class Customer(Base):
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | merged
-    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
+    # Indexed: unmerge walks the customers merged into one.
+    merged_into_id: Mapped[int | None] = mapped_column(
+        ForeignKey("customers.id"), nullable=True, index=True
+    )
 
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))

@@ -118,6 +118,8 @@ def pack(provenance: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def unpack(stored: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    if "f" not in stored:  # written unpacked, before packing existed
+        return {k: dict(v) for k, v in stored.items() if isinstance(v, Mapping)}
     origins = stored.get("o", [])
     return {
         name: dict(zip(("source", "source_key", "at", "rule"), origins[i], strict=True))

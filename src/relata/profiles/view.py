@@ -77,7 +77,8 @@ def view(
     record_source = {r.id: sources[r.source_id][0] for r in records}
     seen: dict[tuple[str, str], set[str]] = defaultdict(set)
     for ident in identity.identifiers_of(session, customer.id):
-        seen[(ident.kind, ident.value)].add(record_source.get(ident.source_record_id, "web"))
+        # Identifiers without a record (anonymous ids) were seen on events.
+        seen[(ident.kind, ident.value)].add(record_source.get(ident.source_record_id, "events"))
     for r in records:
         seen[("external_id", f"{sources[r.source_id][0]}:{r.source_key}")].add(
             sources[r.source_id][0]

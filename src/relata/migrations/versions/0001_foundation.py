@@ -67,6 +67,9 @@ def upgrade() -> None:
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.create_index("ix_customers_first_name_key", ["first_name_key"], unique=False)
         batch_op.create_index("ix_customers_last_name_key", ["last_name_key"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_customers_merged_into_id"), ["merged_into_id"], unique=False
+        )
 
     op.create_table(
         "sources",
@@ -364,6 +367,7 @@ def downgrade() -> None:
     op.drop_table("sources")
     with op.batch_alter_table("customers", schema=None) as batch_op:
         batch_op.drop_index("ix_customers_last_name_key")
+        batch_op.drop_index(batch_op.f("ix_customers_merged_into_id"))
         batch_op.drop_index("ix_customers_first_name_key")
 
     op.drop_table("customers")
