@@ -23,8 +23,10 @@ class Identifier(Base):
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
     origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # Not indexed on its own: every lookup by record also knows the customer, and an
+    # import writes three identifiers a row, so each index here costs the hot path.
     source_record_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_records.id", ondelete="CASCADE"), nullable=True, index=True
+        ForeignKey("source_records.id", ondelete="CASCADE"), nullable=True
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -299,10 +299,15 @@ def _write(
         )
         record_ids.append((row.existing["id"], cid, row.existing["origin_customer_id"], row))
     if stale:
-        stale_ids = [row.existing["id"] for row, _ in stale if row.existing]
+        # By customer first (indexed), then record: merges above moved them to ``cid``.
+        stale_ids = [(row.existing["id"], cid) for row, cid in stale if row.existing]
         for i in range(0, len(stale_ids), CHUNK):
+            chunk = stale_ids[i : i + CHUNK]
             session.execute(
-                delete(Identifier).where(Identifier.source_record_id.in_(stale_ids[i : i + CHUNK]))
+                delete(Identifier).where(
+                    Identifier.customer_id.in_({cid for _, cid in chunk}),
+                    Identifier.source_record_id.in_([rid for rid, _ in chunk]),
+                )
             )
     identity.write_identifiers(
         session,

@@ -13,6 +13,7 @@ from sqlalchemy import (
     Numeric,
     String,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -27,14 +28,18 @@ class Customer(Base):
     __table_args__ = (
         Index("ix_customers_last_name_key", "last_name_key"),
         Index("ix_customers_first_name_key", "first_name_key"),
+        # Only merged-away customers have one: unmerge walks them; the rest cost nothing.
+        Index(
+            "ix_customers_merged_into_id",
+            "merged_into_id",
+            sqlite_where=text("merged_into_id IS NOT NULL"),
+            postgresql_where=text("merged_into_id IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     status: Mapped[str] = mapped_column(String(16), default="active")  # active | merged
-    # Indexed: unmerge walks the customers merged into one.
-    merged_into_id: Mapped[int | None] = mapped_column(
-        ForeignKey("customers.id"), nullable=True, index=True
-    )
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("customers.id"), nullable=True)
 
     first_name: Mapped[str | None] = mapped_column(String(200))
     last_name: Mapped[str | None] = mapped_column(String(200))

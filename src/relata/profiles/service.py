@@ -21,12 +21,14 @@ CHUNK = 500
 
 def customer_values(g: Golden) -> dict[str, Any]:
     """The columns of ``customers`` that a golden record sets."""
-    values: dict[str, Any] = {f: g.values.get(f) for f in GOLDEN_FIELDS}
+    values: dict[str, Any] = dict.fromkeys(GOLDEN_FIELDS)
+    values.update(g.values)
     if values["birth_date"]:
         values["birth_date"] = date.fromisoformat(values["birth_date"])
     values["provenance"] = pack(g.provenance)
-    values["first_name_key"] = fold(values["first_name"] or "") or None
-    values["last_name_key"] = fold(values["last_name"] or "") or None
+    first, last = values["first_name"], values["last_name"]
+    values["first_name_key"] = (fold(first) or None) if first else None
+    values["last_name_key"] = (fold(last) or None) if last else None
     return values
 
 

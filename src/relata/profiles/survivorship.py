@@ -26,6 +26,7 @@ UNITS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("loyalty_card", ("loyalty_card",)),
 )
 GOLDEN_FIELDS = tuple(f for _, fields in UNITS for f in fields)
+_GOLDEN_SET = frozenset(GOLDEN_FIELDS)
 RULES = ("trust", "recent")
 
 
@@ -59,14 +60,20 @@ def _complete_address(data: Mapping[str, Any]) -> bool:
 
 def _only(c: Candidate) -> Golden:
     """One record: every field it has wins (the common case of a bulk import)."""
-    values = {f: v for f in GOLDEN_FIELDS if (v := c.data.get(f))}
-    origin = {
-        "source": c.source,
-        "source_key": c.source_key,
-        "at": c.at.isoformat(),
-        "rule": "only",
-    }
-    return Golden(values, {f: origin for f in values})
+    values = {f: v for f, v in c.data.items() if v and f in _GOLDEN_SET}
+    origin = {"source": c.source, "source_key": c.source_key, "at": _iso(c.at), "rule": "only"}
+    return Golden(values, dict.fromkeys(values, origin))
+
+
+_last_iso: tuple[datetime | None, str] = (None, "")
+
+
+def _iso(at: datetime) -> str:
+    # A batch stamps all its records with one time; format it once, not per record.
+    global _last_iso
+    if _last_iso[0] is not at:
+        _last_iso = (at, at.isoformat())
+    return _last_iso[1]
 
 
 def golden(candidates: Sequence[Candidate], rules: Mapping[str, str] | None = None) -> Golden:
@@ -105,6 +112,10 @@ def pack(provenance: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
     Most fields of a golden record come from the same one or two records; storing the
     origin once per field made it the largest column of ``customers``.
     """
+    if len({id(p) for p in provenance.values()}) == 1:  # one origin for every field
+        p = next(iter(provenance.values()))
+        origin = [p["source"], p["source_key"], p["at"], p.get("rule", "trust")]
+        return {"f": dict.fromkeys(provenance, 0), "o": [origin]}
     origins: list[list[Any]] = []
     index: dict[tuple[Any, ...], int] = {}
     fields: dict[str, int] = {}
