@@ -413,7 +413,10 @@ def serve(
 
     with _db():
         pass  # fail fast with one line if the database is unreachable or cannot migrate
-    out.print(f"relata listening on http://{host}:{port}/  (API docs: http://{host}:{port}/docs)")
+    out.print(
+        f"relata is running: open http://{host}:{port}/ (API docs at /docs). Ctrl+C stops it.",
+        soft_wrap=True,
+    )
     uvicorn.run("relata.api.main:app", host=host, port=port, workers=workers, log_level="warning")
 
 
