@@ -273,3 +273,38 @@ def test_hostile_ids_cursors_and_nul_characters_get_4xx_not_500(client):
     assert client.get("/v1/customers", params={"q": "\x00abc"}).status_code == 200
     bad = client.post("/v1/events", json={"type": "page", "anonymousId": "a", "name": "x\x00y"})
     assert bad.status_code == 422 and "name" in bad.json()["detail"]
+
+
+def test_unmerge_gives_the_anonymous_history_back(client, db, settings):
+    make_source(db, "shop", trust=80)
+    known = put(db, settings, "shop", rec("K1", last_name="Öztürk", email="e@web.de")).customer_of[
+        "K1"
+    ]
+    anonymous = post(
+        client,
+        {
+            "batch": [
+                {"type": "page", "anonymousId": "v-9", "name": f"P{i}", "messageId": f"q{i}"}
+                for i in range(3)
+            ]
+        },
+    )["customers"][0]
+    post(
+        client,
+        {
+            "type": "identify",
+            "anonymousId": "v-9",
+            "userId": "W1",
+            "traits": {"email": "e@web.de"},
+            "messageId": "i9",
+        },
+    )
+    merges = client.get("/v1/merges", params={"customer_id": known}).json()
+    assert [(m["survivor_id"], m["merged_id"]) for m in merges] == [(known, anonymous)]
+    undone = client.post(f"/v1/merges/{merges[0]['id']}/undo")
+    assert undone.status_code == 200 and undone.json()["restored_id"] == anonymous
+    pages = client.get(f"/v1/customers/{anonymous}/timeline").json()["events"]
+    assert sorted(e["name"] for e in pages if e["type"] == "page") == ["P0", "P1", "P2"]
+    mine = client.get(f"/v1/customers/{known}/timeline").json()["events"]
+    assert not [e for e in mine if e["type"] == "page"]
+    assert any(e["name"] == "Customer Unmerged" for e in mine)
