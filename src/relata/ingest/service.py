@@ -5,11 +5,10 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
-from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 import orjson
@@ -158,33 +157,48 @@ def convert_batch(mapping: Mapping, batch: list[RawRow], region: str) -> Convert
     return len(batch), records, [c for c in converted if isinstance(c, Rejected)]
 
 
-def _convert_in_worker(args: tuple[dict[str, Any], list[tuple[Any, ...]], str]) -> Converted:
-    mapping, rows, region = args
-    return convert_batch(Mapping.from_json(mapping), [RawRow(*r) for r in rows], region)
+def _produce(path: Path, mapping: dict[str, Any], settings: Settings, out: Any) -> None:
+    """In a worker process: read and normalise the file, batch by batch, into ``out``."""
+    try:
+        for batch in _batches(read_file(path), settings.import_batch_size):
+            out.put(convert_batch(Mapping.from_json(mapping), batch, settings.default_region))
+        out.put(None)
+    except ReadError as exc:
+        out.put(exc)
+
+
+def _next(queue: Any, worker: Any) -> Any:
+    while True:
+        try:
+            return queue.get(timeout=1)
+        except Empty:
+            if not worker.is_alive():
+                raise FileImportError("the process reading the file stopped unexpectedly") from None
 
 
 def _converted(path: Path, mapping: Mapping, settings: Settings) -> Iterator[Converted]:
-    """Batches of converted rows. Large files are normalised in a worker process while
-    this process writes the previous batches: normalising is a third of an import."""
-    batches = _batches(read_file(path), settings.import_batch_size)
-    workers = min(3, (os.cpu_count() or 1) - 1)
-    if workers < 1 or path.stat().st_size < PARALLEL_FROM_BYTES:
-        for batch in batches:
+    """Batches of converted rows. A large file is read and normalised by a worker process
+    while this one writes the batches before: normalising is a third of an import."""
+    if (os.cpu_count() or 1) < 2 or path.stat().st_size < PARALLEL_FROM_BYTES:
+        for batch in _batches(read_file(path), settings.import_batch_size):
             yield convert_batch(mapping, batch, settings.default_region)
         return
-    # fork: a worker starts in milliseconds; it never touches the inherited connections
-    # and leaves through os._exit, so it cannot close them under the parent.
+    # fork: the worker starts in milliseconds; it never touches the inherited database
+    # connections and leaves through os._exit, so it cannot close them under us.
     context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque[Future[Converted]] = deque()
-        for batch in batches:
-            rows = [(r.line_no, r.values, r.text, r.error) for r in batch]
-            args = (mapping.to_json(), rows, settings.default_region)
-            pending.append(pool.submit(_convert_in_worker, args))
-            if len(pending) > 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    queue = context.Queue(maxsize=4)  # bounded: a fast reader cannot fill the memory
+    worker = context.Process(
+        target=_produce, args=(path, mapping.to_json(), settings, queue), daemon=True
+    )
+    worker.start()
+    try:
+        while (item := _next(queue, worker)) is not None:
+            if isinstance(item, ReadError):
+                raise item
+            yield item
+    finally:
+        worker.terminate()
+        worker.join(5)
 
 
 def import_file(
