@@ -13,7 +13,7 @@ from relata.config import Settings
 from relata.db import Database
 from relata.events import service
 from relata.events.schemas import Message
-from relata.ingest.service import FileImportError, Rejected, quarantine
+from relata.ingest.service import FileImportError, Rejected, quarantine, refresh_statistics
 from relata.ingest.sources import require_source
 
 _message = TypeAdapter(Message)
@@ -57,7 +57,13 @@ def import_events_file(
     batch: list[object] = []
     rejected: list[Rejected] = []
 
+    flushes = 0
+
     def flush() -> None:
+        nonlocal flushes
+        flushes += 1
+        if flushes & (flushes - 1) == 0:
+            refresh_statistics(db, ", events, holdings")
         with db.session() as session:
             if batch:
                 done = service.ingest(session, batch, settings, source_name)

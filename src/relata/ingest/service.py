@@ -12,7 +12,7 @@ from queue import Empty
 from typing import Any
 
 import orjson
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
@@ -201,6 +201,20 @@ def _converted(path: Path, mapping: Mapping, settings: Settings) -> Iterator[Con
         worker.join(5)
 
 
+def refresh_statistics(db: Database, extra: str = "") -> None:
+    """Let PostgreSQL's planner see how large the tables have grown.
+
+    A bulk load grows ``source_records`` and ``identifiers`` from nothing faster than
+    autovacuum analyses them; the driver's prepared statements then keep a plan made
+    for an empty table (a sequential scan) for the whole import.
+    """
+    if db.is_sqlite:
+        return
+    with db.engine.connect() as conn:
+        conn.execute(text(f"ANALYZE source_records, identifiers, customers{extra}"))
+        conn.commit()
+
+
 def import_file(
     db: Database,
     path: Path,
@@ -224,7 +238,11 @@ def import_file(
             source.mapping = mapping.to_json()
     summary = ImportSummary()
     try:
-        for count, records, rejected in _converted(path, mapping, settings):
+        for number, (count, records, rejected) in enumerate(
+            _converted(path, mapping, settings), start=1
+        ):
+            if number & (number - 1) == 0:  # batches 1, 2, 4, 8, …
+                refresh_statistics(db)
             with db.session() as session:
                 src = session.get(Source, source.id)
                 assert src is not None
