@@ -253,13 +253,17 @@ def bulk_insert(session: Session, table: Table, columns: list[str], rows: list[t
             if process is not None:
                 values[i] = _convert_column(process, values[i])
         rows = list(zip(*values, strict=True))
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)}) "
-        f"VALUES ({', '.join([mark] * len(columns))})"
-    )
     cursor = conn.connection.cursor()
     try:
-        cursor.executemany(sql, rows)
+        if dialect.name == "postgresql":
+            # COPY: one stream instead of a statement per row (100k statements → 1).
+            with cursor.copy(f"COPY {table.name} ({', '.join(columns)}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+        else:
+            marks = ", ".join("?" * len(columns))
+            cursor.executemany(
+                f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})", rows
+            )
     finally:
         cursor.close()

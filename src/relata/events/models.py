@@ -23,7 +23,9 @@ class Event(Base):
     message_id: Mapped[str] = mapped_column(String(200))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
-    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # Bookkeeping for unmerge, written with customer_id (which has the foreign key);
+    # a second key check per row would cost the import hot path on PostgreSQL.
+    origin_customer_id: Mapped[int] = mapped_column(BigId)
     type: Mapped[str] = mapped_column(String(16))  # identify | track | page | alias | system
     name: Mapped[str | None] = mapped_column(String(200))
     user_id: Mapped[str | None] = mapped_column(String(255))

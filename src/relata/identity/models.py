@@ -22,7 +22,9 @@ class Identifier(Base):
     value: Mapped[str] = mapped_column(String(320))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
-    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # Bookkeeping for unmerge, written with customer_id (which has the foreign key);
+    # a second key check per row would cost the import hot path on PostgreSQL.
+    origin_customer_id: Mapped[int] = mapped_column(BigId)
     # Not indexed on its own: every lookup by record also knows the customer, and an
     # import writes three identifiers a row, so each index here costs the hot path.
     source_record_id: Mapped[int | None] = mapped_column(

@@ -48,7 +48,9 @@ class SourceRecord(Base):
     source_key: Mapped[str] = mapped_column(String(255))
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"), index=True)
     # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
-    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # Bookkeeping for unmerge, written with customer_id (which has the foreign key);
+    # a second key check per row would cost the import hot path on PostgreSQL.
+    origin_customer_id: Mapped[int] = mapped_column(BigId)
     # Canonical fields, normalised; dates as ISO strings.
     data: Mapped[dict[str, Any]] = mapped_column(JSONType)
     # Every other column of the source row, as delivered.

@@ -77,7 +77,9 @@ class Holding(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
     # Unmerge finds rows by customer_id first, then filters on this: no index of its own.
-    origin_customer_id: Mapped[int] = mapped_column(ForeignKey("customers.id"))
+    # Bookkeeping for unmerge, written with customer_id (which has the foreign key);
+    # a second key check per row would cost the import hot path on PostgreSQL.
+    origin_customer_id: Mapped[int] = mapped_column(BigId)
     source_id: Mapped[int] = mapped_column(ForeignKey("sources.id"))
     event_id: Mapped[int | None] = mapped_column(ForeignKey("events.id"), nullable=True)
     kind: Mapped[str] = mapped_column(String(16))  # purchase | contract

@@ -123,11 +123,6 @@ def upgrade() -> None:
             ["customer_id"], ["customers.id"], name=op.f("fk_events_customer_id_customers")
         ),
         sa.ForeignKeyConstraint(
-            ["origin_customer_id"],
-            ["customers.id"],
-            name=op.f("fk_events_origin_customer_id_customers"),
-        ),
-        sa.ForeignKeyConstraint(
             ["source_id"], ["sources.id"], name=op.f("fk_events_source_id_sources")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
@@ -224,11 +219,6 @@ def upgrade() -> None:
             ["customer_id"], ["customers.id"], name=op.f("fk_source_records_customer_id_customers")
         ),
         sa.ForeignKeyConstraint(
-            ["origin_customer_id"],
-            ["customers.id"],
-            name=op.f("fk_source_records_origin_customer_id_customers"),
-        ),
-        sa.ForeignKeyConstraint(
             ["source_id"], ["sources.id"], name=op.f("fk_source_records_source_id_sources")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_source_records")),
@@ -273,11 +263,6 @@ def upgrade() -> None:
             ["event_id"], ["events.id"], name=op.f("fk_holdings_event_id_events")
         ),
         sa.ForeignKeyConstraint(
-            ["origin_customer_id"],
-            ["customers.id"],
-            name=op.f("fk_holdings_origin_customer_id_customers"),
-        ),
-        sa.ForeignKeyConstraint(
             ["source_id"], ["sources.id"], name=op.f("fk_holdings_source_id_sources")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_holdings")),
@@ -313,11 +298,6 @@ def upgrade() -> None:
         sa.Column("created_at", relata.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_identifiers_customer_id_customers")
-        ),
-        sa.ForeignKeyConstraint(
-            ["origin_customer_id"],
-            ["customers.id"],
-            name=op.f("fk_identifiers_origin_customer_id_customers"),
         ),
         sa.ForeignKeyConstraint(
             ["source_record_id"],
