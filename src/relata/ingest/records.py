@@ -107,6 +107,10 @@ def _prepare(
     rows = []
     for rec in inputs:
         old = existing.get(rec.source_key)
+        if old is not None and not partial and rec.digest == old["content_hash"]:
+            # Unchanged: nothing more to work out (most of a re-import).
+            rows.append(_Row(rec, rec.data, rec.attributes, [], rec.digest, old, []))
+            continue
         data, attributes = rec.data, rec.attributes
         extra = [list(k) for k in rec.extra_ids]
         digest = rec.digest
