@@ -308,3 +308,75 @@ def test_unmerge_gives_the_anonymous_history_back(client, db, settings):
     mine = client.get(f"/v1/customers/{known}/timeline").json()["events"]
     assert not [e for e in mine if e["type"] == "page"]
     assert any(e["name"] == "Customer Unmerged" for e in mine)
+
+
+def test_concurrent_event_batches_on_shared_visitors_do_not_deadlock(db, settings):
+    import random
+    import threading
+
+    from pydantic import TypeAdapter
+
+    from relata.events import service
+    from relata.events.schemas import Message
+
+    adapter = TypeAdapter(Message)
+
+    def batch(seed: int, n: int) -> list:
+        rnd = random.Random(seed)
+        out = []
+        for i in range(40):
+            a, u = f"anon-{rnd.randrange(15)}", f"U{rnd.randrange(8)}"
+            if rnd.random() < 0.3:
+                raw = {
+                    "type": "identify",
+                    "userId": u,
+                    "anonymousId": a,
+                    "traits": {"email": f"{u.lower()}@x.de"},
+                }
+            else:
+                raw = {"type": "track", "anonymousId": a, "event": "Viewed"}
+            out.append(adapter.validate_python({**raw, "messageId": f"{seed}-{n}-{i}"}))
+        return out
+
+    errors: list[BaseException] = []
+
+    def post_many(seed: int) -> None:
+        try:
+            for n in range(8):
+                with db.session() as s:
+                    service.ingest(s, batch(seed, n), settings)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=post_many, args=(seed,)) for seed in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert errors == []
+    with db.session(write=False) as s:
+        from relata.identity.models import Identifier
+
+        owners = s.execute(
+            select(Identifier.value, func.count(func.distinct(Identifier.customer_id)))
+            .where(Identifier.kind == "anonymous_id")
+            .group_by(Identifier.value)
+        ).all()
+    assert owners and all(n == 1 for _, n in owners)
+
+
+def test_resolve_ids_follows_merge_chains(db, settings):
+    from relata.identity import service as identity
+
+    make_source(db, "shop")
+    ids = [
+        put(db, settings, "shop", rec(f"K{i}", last_name="X", customer_number=f"N{i}")).customer_of[
+            f"K{i}"
+        ]
+        for i in range(3)
+    ]
+    with db.session() as s:
+        identity.merge(s, ids[1], ids[2], "test")
+        identity.merge(s, ids[0], ids[1], "test")
+    with db.session(write=False) as s:
+        assert identity.resolve_ids(s, ids) == {ids[0]: ids[0], ids[1]: ids[0], ids[2]: ids[0]}

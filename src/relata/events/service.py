@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import insert_ignoring_duplicates, lock_keys, utcnow
+from relata.db import allocate_ids, bulk_insert, insert_ignoring_duplicates, lock_keys, utcnow
 from relata.events.models import Event
 from relata.events.purchases import HOLDING_EVENTS, holdings_from
 from relata.events.schemas import Alias, Identify, Track
@@ -21,7 +21,7 @@ from relata.identity import service as identity
 from relata.ingest.models import Source, SourceRecord
 from relata.ingest.normalise import normalise_record
 from relata.ingest.records import RecordInput, upsert_records
-from relata.ingest.sources import SourceError, get_source
+from relata.ingest.sources import SourceError, ensure_source, get_source
 from relata.profiles.models import Holding
 
 DEFAULT_EVENT_SOURCE = "web"
@@ -48,12 +48,7 @@ def message_id(msg: object) -> str:
 
 def event_source(session: Session, name: str | None) -> Source:
     if name is None:
-        source = get_source(session, DEFAULT_EVENT_SOURCE)
-        if source is None:
-            source = Source(name=DEFAULT_EVENT_SOURCE, channel="web", trust=20)
-            session.add(source)
-            session.flush()
-        return source
+        return ensure_source(session, DEFAULT_EVENT_SOURCE, "web", 20)
     source = get_source(session, name)
     if source is None:
         raise SourceError(f"unknown source {name!r}")
@@ -135,14 +130,28 @@ def _customers(
         key = record_key(msg)
         if key:
             by_source.setdefault(src.id, (src, []))[1].append(_record_input(msg, key, settings))
-    # Sources in id order: every writer takes its record locks in one global order.
+    anonymous_ids = [m.anonymousId for _, _, m in fresh if not record_key(m)]  # type: ignore[attr-defined]
+    # Every key this batch will lock, in one sorted call: the calls below take them again
+    # (advisory locks are re-entrant), so two batches can never wait on each other in turn.
+    strong = set(settings.strong_identifiers)
+    lock_keys(
+        session,
+        [
+            *(f"rec:{src.id}:{r.source_key}" for src, inputs in by_source.values() for r in inputs),
+            *identity.lock_names(
+                k
+                for _, inputs in by_source.values()
+                for r in inputs
+                for k in identity.record_identifiers(r.data, r.extra_ids)
+                if k[0] in strong
+            ),
+            *identity.lock_names(("anonymous_id", a) for a in anonymous_ids),
+        ],
+    )
     for _, (src, inputs) in sorted(by_source.items()):
         _merge_aliased_users(session, src, [m for s, _, m in fresh if s is src], settings)
         upsert_records(session, src, inputs, settings, partial=True)
-    anonymous = identity.anonymous_profiles(
-        session,
-        [m.anonymousId for _, _, m in fresh if not record_key(m)],  # type: ignore[attr-defined]
-    )
+    anonymous = identity.anonymous_profiles(session, anonymous_ids)
     user_customers = _user_customers(session, fresh)
     result = []
     for src, _, msg in fresh:
@@ -226,10 +235,9 @@ def _store(session: Session, fresh: list[tuple[Source, str, object]], customers:
             }
         )
     t = Event.__table__
-    ids = [
-        r[0]
-        for r in session.execute(t.insert().returning(t.c.id, sort_by_parameter_order=True), rows)
-    ]
+    ids = allocate_ids(session, t, len(rows))
+    columns = ["id", *rows[0]]
+    bulk_insert(session, t, columns, [(i, *r.values()) for i, r in zip(ids, rows, strict=True)])
     _holdings(session, fresh, rows, ids)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
 from relata.db import utcnow
@@ -41,8 +41,8 @@ def page(
     stmt = select(Event).where(Event.customer_id == customer_id)
     if before is not None:
         at, event_id = before
-        stmt = stmt.where(
-            or_(Event.occurred_at < at, and_(Event.occurred_at == at, Event.id < event_id))
-        )
+        # A row-value comparison lets the (customer_id, occurred_at, id) index seek to the
+        # cursor; the equivalent OR walks every newer event first.
+        stmt = stmt.where(tuple_(Event.occurred_at, Event.id) < tuple_(at, event_id))
     stmt = stmt.order_by(Event.occurred_at.desc(), Event.id.desc()).limit(limit)
     return list(session.scalars(stmt))

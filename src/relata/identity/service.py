@@ -151,7 +151,32 @@ def anonymous_profiles(session: Session, anonymous_ids: Iterable[str]) -> dict[s
     ):
         found[aid] = cid
         write_identifiers(session, [("anonymous_id", aid, cid, cid, None, utcnow())])
-    return {a: resolve_id(session, cid) for a, cid in found.items()}
+    roots = resolve_ids(session, found.values())
+    return {a: roots[cid] for a, cid in found.items()}
+
+
+def resolve_ids(session: Session, customer_ids: Iterable[int]) -> dict[int, int]:
+    """The active customer each id is or was merged into, a few queries for any number."""
+    root = {cid: cid for cid in customer_ids}
+    pending = set(root)
+    for _ in range(64):  # merge chains are short; a cycle would be a bug
+        if not pending:
+            return root
+        ordered = sorted(pending)
+        parent: dict[int, int] = {}
+        for i in range(0, len(ordered), CHUNK):
+            parent.update(
+                session.execute(
+                    select(Customer.id, Customer.merged_into_id).where(
+                        Customer.id.in_(ordered[i : i + CHUNK]),
+                        Customer.merged_into_id.is_not(None),
+                    )
+                ).all()
+            )
+        moved = {cid: parent[target] for cid, target in root.items() if target in parent}
+        root.update(moved)
+        pending = set(moved.values())
+    raise RuntimeError("merge chain too long or cyclic")
 
 
 def resolve_id(session: Session, customer_id: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relata.db import insert_ignoring_duplicates, utcnow
 from relata.ingest.models import CHANNELS, Source
 
 SYSTEM_SOURCE = "relata"
@@ -53,11 +54,20 @@ def list_sources(session: Session) -> list[Source]:
     )
 
 
+def ensure_source(session: Session, name: str, channel: str, trust: int) -> Source:
+    """The source of that name, registered first if missing; safe when two ask at once."""
+    source = get_source(session, name)
+    if source is None:
+        session.execute(
+            insert_ignoring_duplicates(session, Source.__table__).values(
+                name=name, channel=channel, trust=trust, created_at=utcnow()
+            )
+        )
+        source = get_source(session, name)
+        assert source is not None
+    return source
+
+
 def system_source(session: Session) -> Source:
     """relata's own source, for what relata itself records (merges, unmerges)."""
-    source = get_source(session, SYSTEM_SOURCE)
-    if source is None:
-        source = Source(name=SYSTEM_SOURCE, channel="other", trust=0)
-        session.add(source)
-        session.flush()
-    return source
+    return ensure_source(session, SYSTEM_SOURCE, "other", 0)
