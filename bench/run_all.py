@@ -34,6 +34,13 @@ def main() -> int:
         ("view", ["bench.view_bench"]),
         ("events", ["bench.events_bench"]),
     ]
+    try:
+        commit = subprocess.run(
+            ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+    except OSError:
+        commit = "?"
+    print(f"relata benchmarks at {commit or '?'}, Python {sys.version.split()[0]}", flush=True)
     failed = []
     for name, module in benches:
         if name in args.skip:
