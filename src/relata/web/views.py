@@ -25,30 +25,16 @@ from relata.profiles import service as profiles
 from relata.profiles import view as profile_view
 from relata.profiles.models import Customer
 from relata.profiles.schemas import CustomerRead, CustomerSummary, EventRead, Provenance
+from relata.profiles.survivorship import GOLDEN_FIELDS
+from relata.profiles.view import MAX_ID
 from relata.web import i18n
 from relata.web.i18n import Locale
 
 HERE = Path(__file__).parent
 SEARCH_LIMIT = 50
 MAX_QUERY = 200
-MAX_ID = 2**63 - 1  # ids are BIGINT; anything larger cannot be a customer
 ONE_YEAR = 365 * 24 * 3600
-SHOWN_FIELDS = (
-    "first_name",
-    "last_name",
-    "birth_date",
-    "gender",
-    "company",
-    "email",
-    "phone",
-    "street",
-    "house_number",
-    "postcode",
-    "city",
-    "country",
-    "customer_number",
-    "loyalty_card",
-)
+SHOWN_FIELDS = GOLDEN_FIELDS  # in the order survivorship decides them
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; style-src 'self'; "
     "script-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
