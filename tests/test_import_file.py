@@ -80,8 +80,7 @@ def test_quarantine_retry_after_fixing_the_mapping(db, settings, tmp_path):
     )
     first = import_file(db, path, "coupon", settings, mapping)
     assert (first.new, first.quarantined) == (1, 1)
-    with db.session() as s:
-        assert retry_quarantine(s, settings, "coupon").still_open == 1
+    assert retry_quarantine(db, settings, "coupon").still_open == 1
     # The mapping gains the e-mail column, but C2 has nothing at all: it stays.
     better = write(
         tmp_path,
@@ -90,8 +89,7 @@ def test_quarantine_retry_after_fixing_the_mapping(db, settings, tmp_path):
         "utf-8",
     )
     import_file(db, path, "coupon", settings, better)
-    with db.session() as s:
-        result = retry_quarantine(s, settings, "coupon")
+    result = retry_quarantine(db, settings, "coupon")
     assert (result.resolved, result.still_open) == (0, 1)
 
 
@@ -111,8 +109,7 @@ def test_retry_resolves_rows_once_the_mapping_is_fixed(db, settings, tmp_path):
         "utf-8",
     )
     import_file(db, path, "hotline", settings, fixed)
-    with db.session() as s:
-        result = retry_quarantine(s, settings)
+    result = retry_quarantine(db, settings)
     assert (result.resolved, result.still_open) == (1, 0)
     with db.session(write=False) as s:
         assert (
@@ -251,3 +248,25 @@ def test_a_record_never_joins_a_customer_that_a_concurrent_batch_merges_away(db,
     with db.session(write=False) as s:
         owner = s.scalar(select(SourceRecord.customer_id).where(SourceRecord.source_key == "T1"))
         assert s.get(Customer, owner).status == "active"
+
+
+def test_retry_works_through_the_quarantine_batch_by_batch(db, settings, tmp_path):
+    make_source(db, "hotline", "hotline")
+    settings = settings.model_copy(update={"import_batch_size": 2})
+    rows = "".join(f"T{i};Meier{i};12\n" for i in range(5))
+    bad = write(tmp_path, "h.csv", "Ticket;Anrufer;Telefon\n" + rows, "utf-8")
+    only_phone = write(
+        tmp_path, "p.toml", 'source_key = "Ticket"\n[fields]\nphone = "Telefon"\n', "utf-8"
+    )
+    assert import_file(db, bad, "hotline", settings, only_phone).quarantined == 5
+    fixed = write(
+        tmp_path,
+        "f.toml",
+        'source_key = "Ticket"\n[fields]\nphone = "Telefon"\nlast_name = "Anrufer"\n',
+        "utf-8",
+    )
+    ok = write(tmp_path, "ok.csv", "Ticket;Anrufer;Telefon\nX;Roth;0171 1234567\n", "utf-8")
+    import_file(db, ok, "hotline", settings, fixed)
+    result = retry_quarantine(db, settings, "hotline")
+    assert (result.resolved, result.still_open) == (5, 0)
+    assert count(db, SourceRecord) == 6

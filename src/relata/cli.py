@@ -267,8 +267,8 @@ def quarantine_retry(
     """Run quarantined rows again, e.g. after `relata import … --mapping` fixed the mapping."""
     from relata.ingest.service import retry_quarantine
 
-    with _session() as session:
-        result = retry_quarantine(session, _settings(), source)
+    with _db() as db:
+        result = retry_quarantine(db, _settings(), source)
     data = {"resolved": result.resolved, "still_open": result.still_open, "reasons": result.reasons}
     if as_json:
         _json(data)

@@ -280,32 +280,42 @@ class RetrySummary:
 
 
 def retry_quarantine(
-    session: Session, settings: Settings, source_name: str | None = None
+    db: Database, settings: Settings, source_name: str | None = None
 ) -> RetrySummary:
-    """Run open rows again through their source's current mapping; keep what still fails."""
+    """Run open rows again through their source's current mapping; keep what still fails.
+
+    One transaction a batch of rows, like an import: a long retry never holds the
+    write lock for all of it, and what was fixed stays fixed if it stops midway.
+    """
     summary = RetrySummary()
-    sources = (
-        [require_source(session, source_name)]
-        if source_name
-        else list(
-            session.scalars(
-                select(Source).where(
-                    Source.id.in_(
-                        select(QuarantineEntry.source_id).where(QuarantineEntry.status == "open")
+    with db.session(write=False) as session:
+        if source_name:
+            source_ids = [require_source(session, source_name).id]
+        else:
+            open_ids = select(QuarantineEntry.source_id).where(QuarantineEntry.status == "open")
+            source_ids = list(session.scalars(select(Source.id).where(Source.id.in_(open_ids))))
+    for source_id in source_ids:
+        after = 0
+        while True:
+            with db.session() as session:
+                source = session.get(Source, source_id)
+                assert source is not None
+                entries = list(
+                    session.scalars(
+                        select(QuarantineEntry)
+                        .where(
+                            QuarantineEntry.source_id == source_id,
+                            QuarantineEntry.status == "open",
+                            QuarantineEntry.id > after,
+                        )
+                        .order_by(QuarantineEntry.id)
+                        .limit(settings.import_batch_size)
                     )
                 )
-            )
-        )
-    )
-    for source in sources:
-        entries = list(
-            session.scalars(
-                select(QuarantineEntry)
-                .where(QuarantineEntry.source_id == source.id, QuarantineEntry.status == "open")
-                .order_by(QuarantineEntry.id)
-            )
-        )
-        _retry_source(session, settings, source, entries, summary)
+                if not entries:
+                    break
+                _retry_source(session, settings, source, entries, summary)
+                after = entries[-1].id
     return summary
 
 
