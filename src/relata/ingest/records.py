@@ -210,6 +210,11 @@ def upsert_records(
     *,
     partial: bool = False,
 ) -> BatchResult:
+    """Store one batch of a source's records, linked to their customers.
+
+    ``partial``: each input updates only the fields it has (an ``identify`` call),
+    instead of replacing the record (a file row).
+    """
     result = BatchResult()
     inputs = _dedupe(inputs, partial)
     strong = set(settings.strong_identifiers)
