@@ -25,11 +25,10 @@ class Identifier(Base):
     # Bookkeeping for unmerge, written with customer_id (which has the foreign key);
     # a second key check per row would cost the import hot path on PostgreSQL.
     origin_customer_id: Mapped[int] = mapped_column(BigId)
-    # Not indexed on its own: every lookup by record also knows the customer, and an
-    # import writes three identifiers a row, so each index here costs the hot path.
-    source_record_id: Mapped[int | None] = mapped_column(
-        ForeignKey("source_records.id", ondelete="CASCADE"), nullable=True
-    )
+    # Neither indexed nor a foreign key: every lookup by record also knows the customer,
+    # and an import writes three identifiers a row, so each index or key check here
+    # costs the hot path. Identifiers are written and deleted with their record.
+    source_record_id: Mapped[int | None] = mapped_column(BigId, nullable=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

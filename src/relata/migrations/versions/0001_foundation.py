@@ -299,12 +299,6 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["customer_id"], ["customers.id"], name=op.f("fk_identifiers_customer_id_customers")
         ),
-        sa.ForeignKeyConstraint(
-            ["source_record_id"],
-            ["source_records.id"],
-            name=op.f("fk_identifiers_source_record_id_source_records"),
-            ondelete="CASCADE",
-        ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_identifiers")),
     )
     with op.batch_alter_table("identifiers", schema=None) as batch_op:
