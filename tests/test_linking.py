@@ -93,9 +93,44 @@ def test_swapped_first_and_last_names_are_compatible():
     assert not compatible(Person("Anna", "Müller"), Person("Peter", "Müller"))
 
 
-def test_phone_is_not_strong_by_default_and_never_links():
-    p = plan([item(("phone", "+4930123")), item(("phone", "+4930123"))])
+def test_a_kind_that_is_not_strong_never_links():
+    p = plan([item(("phone", "+4930123")), item(("phone", "+4930123"))])  # STRONG lacks phone
     assert p.assign[0] != p.assign[1]
+
+
+def test_a_shared_phone_links_the_same_person_but_not_the_family():
+    strong = [*STRONG, "phone"]
+    same = plan_links(
+        [item(("phone", "+4930123"), first="Anna"), item(("phone", "+4930123"), first="Anna")],
+        {},
+        {},
+        strong,
+        SHARED,
+    )
+    assert same.assign[0] == same.assign[1]
+    family = plan_links(
+        [item(("phone", "+4930123"), first="Anna"), item(("phone", "+4930123"), first="Peter")],
+        {},
+        {},
+        strong,
+        SHARED,
+    )
+    assert family.assign[0] != family.assign[1]
+
+
+def test_a_value_three_customers_share_links_no_one():
+    owners = {("phone", "+4930000"): {1, 2, 3}}
+    persons = {1: Person("Anna"), 2: Person("Bert"), 3: Person("Carl")}
+    p = plan_links(
+        [item(("phone", "+4930000"), first="Anna")], owners, persons, [*STRONG, "phone"], SHARED
+    )
+    assert p.assign[0] < 0
+    # Below the threshold the compatible owner is found as usual.
+    two = {("phone", "+4930000"): {1, 2}}
+    p = plan_links(
+        [item(("phone", "+4930000"), first="Anna")], two, persons, [*STRONG, "phone"], SHARED
+    )
+    assert p.assign == [1]
 
 
 def test_a_nameless_record_on_a_family_address_links_to_no_one():

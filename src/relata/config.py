@@ -28,7 +28,13 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///relata.db"
     # Identifier kinds strong enough to link two records to one customer.
     strong_identifiers: list[str] = Field(
-        default_factory=lambda: ["email", "customer_number", "loyalty_card", "anonymous_id"]
+        default_factory=lambda: [
+            "email",
+            "phone",
+            "customer_number",
+            "loyalty_card",
+            "anonymous_id",
+        ]
     )
     # Strong kinds that households share (a family e-mail address): they link only
     # when the two people do not clearly differ in first name or birth date.

@@ -17,6 +17,7 @@ from rapidfuzz.distance import JaroWinkler
 from relata.ingest.normalise import fold
 
 Key = tuple[str, str]  # (kind, value)
+HUB_SIZE = 3
 # Existing customers are positive ids; customers to be created are negative refs.
 Ref = int
 
@@ -121,7 +122,12 @@ class _Linker:
         for kind, value in item.identifiers:
             if kind not in self.strong:
                 continue
-            for ref in self.owners.get((kind, value), ()):
+            owners = self.owners.get((kind, value), ())
+            if kind in self.shared and len(owners) >= HUB_SIZE:
+                # A value that three customers already share is a household's landline, a
+                # switchboard or a placeholder: it says nothing about who this is.
+                continue
+            for ref in owners:
                 root = self.find(ref)
                 why.setdefault(root, f"{kind}={value}")
                 if kind not in self.shared:
