@@ -380,3 +380,16 @@ def test_resolve_ids_follows_merge_chains(db, settings):
         identity.merge(s, ids[0], ids[1], "test")
     with db.session(write=False) as s:
         assert identity.resolve_ids(s, ids) == {ids[0]: ids[0], ids[1]: ids[0], ids[2]: ids[0]}
+
+
+def test_alias_from_an_earlier_user_id_is_not_kept_as_a_visitor_id(client, db):
+    from relata.identity.models import Identifier
+
+    post(client, {"type": "identify", "userId": "old", "traits": {"lastName": "Ilić"}})
+    post(client, {"type": "alias", "previousId": "old", "userId": "new"})
+    post(client, {"type": "alias", "previousId": "visitor-1", "userId": "new"})
+    with db.session(write=False) as s:
+        anonymous = set(
+            s.scalars(select(Identifier.value).where(Identifier.kind == "anonymous_id"))
+        )
+    assert anonymous == {"visitor-1"}

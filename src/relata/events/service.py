@@ -65,7 +65,9 @@ def record_key(msg: object) -> str | None:
     return None
 
 
-def _record_input(msg: object, key: str, settings: Settings) -> RecordInput:
+def _record_input(
+    msg: object, key: str, settings: Settings, known_users: set[tuple[int, str]], source_id: int
+) -> RecordInput:
     fields, attributes = split_traits(getattr(msg, "traits", {}) or {})
     normal = normalise_record(fields, region=settings.default_region, require_identity=False)
     for name, raw in normal.dropped.items():
@@ -74,7 +76,8 @@ def _record_input(msg: object, key: str, settings: Settings) -> RecordInput:
     anonymous = msg.anonymousId  # type: ignore[attr-defined]
     if anonymous:
         extra.append(("anonymous_id", anonymous))
-    if isinstance(msg, Alias):
+    if isinstance(msg, Alias) and (source_id, msg.previousId) not in known_users:
+        # An earlier user id is merged by _merge_aliased_users; only a visitor's id is one.
         extra.append(("anonymous_id", msg.previousId))
     return RecordInput(key, normal.data, attributes, tuple(extra))
 
@@ -126,10 +129,13 @@ def _customers(
 ) -> list[int]:
     """The customer of each message: user ids as source records, the rest anonymous."""
     by_source: dict[int, tuple[Source, list[RecordInput]]] = {}
+    known_users = _known_users(session, fresh)
     for src, _, msg in fresh:
         key = record_key(msg)
         if key:
-            by_source.setdefault(src.id, (src, []))[1].append(_record_input(msg, key, settings))
+            by_source.setdefault(src.id, (src, []))[1].append(
+                _record_input(msg, key, settings, known_users, src.id)
+            )
     anonymous_ids = [m.anonymousId for _, _, m in fresh if not record_key(m)]  # type: ignore[attr-defined]
     # Every key this batch will lock, in one sorted call: the calls below take them again
     # (advisory locks are re-entrant), so two batches can never wait on each other in turn.
@@ -160,6 +166,21 @@ def _customers(
             user_customers[(src.id, key)] if key else anonymous[msg.anonymousId]  # type: ignore[attr-defined]
         )
     return result
+
+
+def _known_users(session: Session, fresh: list[tuple[Source, str, object]]) -> set[tuple[int, str]]:
+    """Which alias previousIds are user ids of their source already."""
+    wanted = [(src.id, m.previousId) for src, _, m in fresh if isinstance(m, Alias)]
+    found: set[tuple[int, str]] = set()
+    for sid, previous in wanted:
+        hit = session.scalar(
+            select(SourceRecord.id).where(
+                SourceRecord.source_id == sid, SourceRecord.source_key == previous
+            )
+        )
+        if hit is not None:
+            found.add((sid, previous))
+    return found
 
 
 def _user_customers(
