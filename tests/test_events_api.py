@@ -393,3 +393,37 @@ def test_alias_from_an_earlier_user_id_is_not_kept_as_a_visitor_id(client, db):
             s.scalars(select(Identifier.value).where(Identifier.kind == "anonymous_id"))
         )
     assert anonymous == {"visitor-1"}
+
+
+class _PgError(Exception):
+    def __init__(self, sqlstate: str) -> None:
+        super().__init__(sqlstate)
+        self.sqlstate = sqlstate
+
+
+def test_a_deadlocked_batch_is_run_again_and_a_lost_database_is_503(client, db, monkeypatch):
+    from sqlalchemy.exc import OperationalError
+
+    from relata.events import service
+
+    real = service.ingest
+    calls = {"n": 0}
+
+    def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OperationalError("INSERT …", {}, _PgError("40P01"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(service, "ingest", flaky)
+    assert post(client, {"type": "page", "anonymousId": "d", "messageId": "d1"})["accepted"] == 1
+    assert calls["n"] == 2 and count(db, Event) == 1
+
+    def down(*args, **kwargs):
+        raise OperationalError("SELECT 1", {}, _PgError("08006"))
+
+    monkeypatch.setattr(service, "ingest", down)
+    response = client.post(
+        "/v1/events", json={"type": "page", "anonymousId": "d", "messageId": "d2"}
+    )
+    assert response.status_code == 503 and "unavailable" in response.json()["detail"]

@@ -166,6 +166,11 @@ def migrate(engine: Engine) -> None:
         conn.commit()
 
 
+def is_retryable(exc: BaseException) -> bool:
+    """A deadlock or serialisation failure: the transaction may simply be run again."""
+    return getattr(getattr(exc, "orig", None), "sqlstate", None) in {"40P01", "40001"}
+
+
 def lock_keys(session: Session, keys: Iterable[str]) -> None:
     """Serialise writers that touch the same identifiers, until the transaction ends.
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
 
 from relata.identity.service import MergeError, MergeNotFound
 from relata.ingest.sources import SourceError, SourceExists
@@ -35,7 +36,17 @@ def _bad(status: int):  # type: ignore[no-untyped-def]
     return handler
 
 
+async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # The database is down or overloaded: the client should try again, not give up.
+    return JSONResponse(
+        status_code=503,
+        content={"detail": "the database is unavailable; try again shortly"},
+        headers={"Retry-After": "5"},
+    )
+
+
 def install(app: FastAPI) -> None:
+    app.add_exception_handler(OperationalError, _unavailable)
     app.add_exception_handler(RequestValidationError, _validation)  # type: ignore[arg-type]
     for error, status in (
         (SourceExists, 409),

@@ -7,13 +7,16 @@ from typing import Any
 from fastapi import APIRouter, Body, Depends
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
+from sqlalchemy.exc import OperationalError
 
 from relata.api.deps import WriteSession, get_settings
 from relata.config import Settings
+from relata.db import is_retryable
 from relata.events import service
 from relata.events.schemas import Batch, EventsAccepted, Message
 
 router = APIRouter(prefix="/v1", tags=["events"])
+RETRIES = 3
 _message = TypeAdapter(Message)
 
 EXAMPLE = {
@@ -87,7 +90,16 @@ def post_events(
 ) -> EventsAccepted:
     """Store identify, track, page and alias messages; a repeated messageId is stored once."""
     batch = parse(payload)
-    result = service.ingest(session, batch.batch, settings, batch.source)
+    for attempt in range(RETRIES):
+        try:
+            result = service.ingest(session, batch.batch, settings, batch.source)
+            break
+        except OperationalError as exc:
+            # Two batches spanning several sources can deadlock on customer rows; the
+            # database picks one to fail, and a batch is idempotent: run it again.
+            if not is_retryable(exc) or attempt == RETRIES - 1:
+                raise
+            session.rollback()
     return EventsAccepted(
         accepted=result.accepted,
         duplicates=result.duplicates,
