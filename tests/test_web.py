@@ -327,3 +327,12 @@ def test_dates_numbers_and_money_per_language():
     assert de.number(Decimal("2.000")) == "2" and de.number(Decimal("1E+3")) == "1.000"
     assert en.number(Decimal("1234.25")) == "1,234.25"
     assert de.t("customer.age", n=44) == "44 Jahre" and en.t("no.such.key") == "no.such.key"
+
+
+def test_every_survivorship_rule_has_a_label_in_both_languages():
+    from relata.profiles.survivorship import PROVENANCE_RULES
+    from relata.web.i18n import MESSAGES
+
+    for lang, messages in MESSAGES.items():
+        missing = {r for r in PROVENANCE_RULES if f"golden.rule.{r}" not in messages}
+        assert not missing, (lang, missing)

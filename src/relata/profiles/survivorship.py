@@ -28,6 +28,8 @@ UNITS: tuple[tuple[str, tuple[str, ...]], ...] = (
 GOLDEN_FIELDS = tuple(f for _, fields in UNITS for f in fields)
 _GOLDEN_SET = frozenset(GOLDEN_FIELDS)
 RULES = ("trust", "recent")
+ONLY = "only"  # the rule named in provenance when one record decided every field
+PROVENANCE_RULES = (*RULES, ONLY)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,7 +63,7 @@ def _complete_address(data: Mapping[str, Any]) -> bool:
 def _only(c: Candidate) -> Golden:
     """One record: every field it has wins (the common case of a bulk import)."""
     values = {f: v for f, v in c.data.items() if v and f in _GOLDEN_SET}
-    origin = {"source": c.source, "source_key": c.source_key, "at": _iso(c.at), "rule": "only"}
+    origin = {"source": c.source, "source_key": c.source_key, "at": _iso(c.at), "rule": ONLY}
     return Golden(values, dict.fromkeys(values, origin))
 
 
