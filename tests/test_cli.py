@@ -123,3 +123,13 @@ def test_an_unreachable_database_is_one_line_too(monkeypatch):
     result = CliRunner().invoke(app, ["sources", "list"])
     get_settings.cache_clear()
     assert result.exit_code == 2 and "database unavailable" in result.stderr
+
+
+def test_invalid_configuration_is_one_line_and_exit_code_2(monkeypatch):
+    monkeypatch.setenv("RELATA_STRONG_IDENTIFIERS", '["fax"]')
+    get_settings.cache_clear()
+    result = CliRunner().invoke(app, ["sources", "list"])
+    get_settings.cache_clear()
+    assert result.exit_code == 2
+    assert "invalid configuration" in result.stderr and "fax" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import BaseModel
@@ -60,7 +60,7 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     )
 
 
-def _fail(message: str, code: int) -> None:
+def _fail(message: str, code: int) -> NoReturn:
     # One line, never wrapped: scripts read it.
     sys.stderr.write("error: " + " ".join(message.split()) + "\n")
     raise typer.Exit(code) from None
@@ -88,7 +88,6 @@ def _settings() -> Settings:
         return get_settings()
     except ValueError as exc:
         _fail(f"invalid configuration: {exc}", 2)
-        raise
 
 
 @contextmanager
