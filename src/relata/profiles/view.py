@@ -100,29 +100,9 @@ def view(
             )
             for r in records
         ],
-        holdings=_holdings(session, customer.id, sources),
+        holdings=holdings_list(session, customer.id, HOLDINGS_SHOWN, sources=sources),
         timeline=timeline_page(session, customer.id, page_size, before, sources),
     )
-
-
-def _holdings(session: Session, customer_id: int, sources: dict[int, tuple[str, str]]) -> Holdings:
-    total = session.scalar(select(func.count()).where(Holding.customer_id == customer_id)) or 0
-    rows = session.scalars(
-        select(Holding)
-        .where(Holding.customer_id == customer_id)
-        .order_by(Holding.started_at.desc(), Holding.id.desc())
-        .limit(HOLDINGS_SHOWN)
-    )
-    items = [
-        HoldingRead.model_validate(
-            {
-                **{c: getattr(h, c) for c in HoldingRead.model_fields if c != "source"},
-                "source": sources[h.source_id][0],
-            }
-        )
-        for h in rows
-    ]
-    return Holdings(total=total, items=items)
 
 
 def timeline_page(
@@ -154,8 +134,15 @@ def timeline_page(
     )
 
 
-def holdings_list(session: Session, customer_id: int, limit: int, offset: int) -> Holdings:
-    sources = _source_names(session)
+def holdings_list(
+    session: Session,
+    customer_id: int,
+    limit: int,
+    offset: int = 0,
+    sources: dict[int, tuple[str, str]] | None = None,
+) -> Holdings:
+    """Newest first, with the total for paging."""
+    sources = sources or _source_names(session)
     total = session.scalar(select(func.count()).where(Holding.customer_id == customer_id)) or 0
     rows = session.scalars(
         select(Holding)
@@ -164,18 +151,14 @@ def holdings_list(session: Session, customer_id: int, limit: int, offset: int) -
         .limit(limit)
         .offset(offset)
     )
-    return Holdings(
-        total=total,
-        items=[
-            HoldingRead.model_validate(
-                {
-                    **{c: getattr(h, c) for c in HoldingRead.model_fields if c != "source"},
-                    "source": sources[h.source_id][0],
-                }
-            )
-            for h in rows
-        ],
-    )
+    fields = [c for c in HoldingRead.model_fields if c != "source"]
+    items = [
+        HoldingRead.model_validate(
+            {**{c: getattr(h, c) for c in fields}, "source": sources[h.source_id][0]}
+        )
+        for h in rows
+    ]
+    return Holdings(total=total, items=items)
 
 
 def search(session: Session, q: str, limit: int = 20) -> list[CustomerSummary]:
