@@ -152,6 +152,60 @@ def test_no_key_column_means_content_hash():
     assert "Bemerkung" not in mapping.fields.values()
 
 
+def test_guess_shop_export_headers():
+    headers = ["Customer ID", "First Name", "Last Name", "Email", "Accepts Email Marketing"]
+    headers += ["Default Address Company", "Default Address Address1", "Default Address Address2"]
+    headers += ["Default Address City", "Default Address Country Code", "Default Address Zip"]
+    headers += ["Phone", "Accepts SMS Marketing", "Total Spent"]
+    mapping = guess_mapping(headers)
+    assert mapping.source_key == ("Customer ID",)
+    assert mapping.fields == {
+        "first_name": "First Name",
+        "last_name": "Last Name",
+        "email": "Email",  # not "Accepts Email Marketing": its last word is not e-mail
+        "phone": "Phone",
+        "street": "Default Address Address1",
+        "postcode": "Default Address Zip",
+        "city": "Default Address City",
+        "country": "Default Address Country Code",
+        "company": "Default Address Company",  # "address" qualifies, "company" names it
+        "customer_number": "Customer ID",
+    }
+
+
+def test_guess_register_headers_by_their_last_word():
+    headers = ["ncid", "last_name", "first_name", "name_suffix_lbl", "res_street_address"]
+    headers += ["res_city_desc", "zip_code", "full_phone_number", "gender_code", "birth_year"]
+    assert guess_mapping(headers).fields == {
+        "first_name": "first_name",
+        "last_name": "last_name",
+        "street": "res_street_address",
+        "city": "res_city_desc",
+        "postcode": "zip_code",
+        "phone": "full_phone_number",
+        "gender": "gender_code",
+    }
+
+
+def test_a_yes_no_column_named_after_a_field_is_not_that_field():
+    mapping = guess_mapping(["customerID", "gender", "PhoneService", "Churn"])
+    assert mapping.fields == {"gender": "gender", "customer_number": "customerID"}
+
+
+def test_one_column_for_street_and_house_number_is_the_street():
+    for header in ["Straße u. Hausnr.", "Strasse/Hausnummer", "Straße und Hausnummer"]:
+        assert guess_mapping(["Kunden-Nr", "Nachname", header]).fields["street"] == header
+
+
+def test_german_phone_headers_with_a_qualifier():
+    assert guess_mapping(["Nachname", "Tel. privat"]).fields["phone"] == "Tel. privat"
+    assert guess_mapping(["Nachname", "Mobiltelefon"]).fields["phone"] == "Mobiltelefon"
+
+
+def test_a_record_id_key_is_no_customer_number():
+    assert "customer_number" not in guess_mapping(["rec_id", "surname"]).fields
+
+
 # --- applying -------------------------------------------------------------------------------
 
 ROW = {

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -81,7 +82,13 @@ def load_mapping(path: Path) -> Mapping:
 
 # --- recognising headers --------------------------------------------------------------------
 
-_KEY_HEADERS = "id source_key key record_id rec_id recid kundenid kunden_id customer_id uid user_id"
+_KEY_HEADERS = (
+    "id source_key key record_id rec_id recid kundenid kunden_id customer_id uid user_id "
+    "contact_id contactid account_id accountid person_id personid member_id memberid"
+)
+# A key column with one of these headers is the customer's number too (a CRM's
+# "Customer ID"), so it links records like any customer number.
+_CUSTOMER_KEY_HEADERS = "kundenid kunden_id customer_id customerid kundennr kundennummer"
 _FIELD_HEADERS = {
     "first_name": "vorname firstname first_name givenname given_name forename rufname",
     "last_name": "nachname name lastname last_name surname familienname zuname",
@@ -89,7 +96,7 @@ _FIELD_HEADERS = {
     "date_of_birth birthday",
     "email": "email e-mail mail emailadresse e_mail emailaddress",
     "phone": "telefon tel telefonnummer phone phonenumber mobil mobile handy mobilnummer "
-    "phone_number telephone",
+    "phone_number telephone mobiltelefon festnetz",
     "street": "strasse straße str street address adresse address_1 address1 anschrift "
     "streetaddress",
     "house_number": "hausnummer hausnr hnr housenumber house_number street_number streetnumber nr",
@@ -110,6 +117,69 @@ def header_key(header: str) -> str:
     return fold(header).replace(" ", "")
 
 
+_CAMEL = re.compile(r"(?<=[a-z])(?=[A-Z])")
+# Too short or too common to recognise inside a longer header ("name_suffix" is no name).
+_WHOLE_HEADER_ONLY = frozenset(
+    ["name", "nr", "str", "mail", "karte", "land", "ort", "id", "key", "staat", "sex"]
+)
+
+
+def header_words(header: str) -> list[str]:
+    """ "Default Address Zip", "res_street_address" and "fullPhoneNumber" as folded words."""
+    return fold(_CAMEL.sub(" ", header)).split()
+
+
+# Trailing words that qualify rather than name a column: "res_city_desc", "gender_code".
+_QUALIFIER_WORDS = (
+    "desc description code cd lbl label txt text value wert "
+    "privat geschaeftlich dienstlich home work primary main"
+)
+_QUALIFIERS = frozenset(_QUALIFIER_WORDS.split())
+
+
+def _tail_runs(header: str) -> set[str]:
+    """The header's last word, and it read together with the words before it.
+
+    The last word names what a column holds ("full_phone_number" is a phone number);
+    earlier words only qualify it ("PhoneService" is a service, "Default Address
+    Company" a company).
+    """
+    words = header_words(header)
+    while len(words) > 1 and words[-1] in _QUALIFIERS:
+        words.pop()
+    return {"".join(words[i:]) for i in range(len(words))}
+
+
+def _all_runs(header: str) -> set[str]:
+    words = header_words(header)
+    return {"".join(words[i:j]) for i in range(len(words)) for j in range(i + 1, len(words) + 1)}
+
+
+def _synonym_keys(synonyms: str) -> list[str]:
+    return [header_key(s) for s in synonyms.split() if header_key(s) not in _WHOLE_HEADER_ONLY]
+
+
+def _header_ending_in(synonyms: str, headers: Sequence[str], used: set[str]) -> str | None:
+    """The first free column whose header ends in one of the synonyms."""
+    tails = {h: _tail_runs(h) for h in headers if h not in used}
+    for synonym in _synonym_keys(synonyms):
+        for header, runs in tails.items():
+            if synonym in runs:
+                return header
+    return None
+
+
+def _street_and_number(headers: Sequence[str], used: set[str]) -> str | None:
+    """One column for both ("Straße u. Hausnr."): it is the street; normalising splits it."""
+    street = set(_synonym_keys(_FIELD_HEADERS["street"]))
+    number = set(_synonym_keys(_FIELD_HEADERS["house_number"]))
+    for header in headers:
+        runs = _all_runs(header)
+        if header not in used and runs & street and runs & number:
+            return header
+    return None
+
+
 def _first_header(synonyms: str, columns: dict[str, str], used: set[str]) -> str | None:
     """The first column, in order of the synonyms, whose header is one of them and still free."""
     for synonym in synonyms.split():
@@ -120,7 +190,12 @@ def _first_header(synonyms: str, columns: dict[str, str], used: set[str]) -> str
 
 
 def guess_mapping(headers: Sequence[str]) -> Mapping:
-    """A mapping from well-known German and English headers; unknown columns stay attributes."""
+    """A mapping from well-known German and English headers; unknown columns stay attributes.
+
+    A header that is exactly a known name wins; failing that, one that contains it as
+    words ("Default Address Zip", "res_city_desc"), so the exports of shop systems,
+    newsletter tools and registers map without a mapping file.
+    """
     columns: dict[str, str] = {}
     for header in headers:
         columns.setdefault(header_key(header), header)  # the first of two look-alikes wins
@@ -133,8 +208,21 @@ def guess_mapping(headers: Sequence[str]) -> Mapping:
         if (column := _first_header(synonyms, columns, used)) is not None:
             fields[name] = column
             used.add(column)
+    if "street" not in fields and (column := _street_and_number(headers, used)):
+        fields["street"] = column
+        used.add(column)
+    for name, synonyms in _FIELD_HEADERS.items():
+        if name not in fields and (column := _header_ending_in(synonyms, headers, used)):
+            fields[name] = column
+            used.add(column)
     if key is None and "customer_number" in fields:
         key = fields["customer_number"]
+    elif (
+        key is not None
+        and "customer_number" not in fields
+        and header_key(key) in {header_key(s) for s in _CUSTOMER_KEY_HEADERS.split()}
+    ):
+        fields["customer_number"] = key
     return Mapping((key,) if key else (), fields)
 
 
