@@ -158,3 +158,24 @@ def test_many_processes_may_migrate_a_new_database_at_once(db, tmp_path):
             with admin.begin() as conn:
                 conn.execute(text(f"DROP SCHEMA {schema} CASCADE"))
             admin.dispose()
+
+
+def test_a_batch_says_which_customers_it_created_and_which_it_changed(db, settings):
+    make_source(db, "shop")
+    first = put(db, settings, "shop", rec("K1", last_name="Meier", email="m@web.de"))
+    meier = first.customer_of["K1"]
+    assert (first.born, first.touched) == ([meier], {meier})
+    second = put(
+        db,
+        settings,
+        "shop",
+        rec("K2", last_name="Meier", email="m@web.de"),  # joins Meier
+        rec("K3", last_name="Huber"),  # a new customer
+        rec("K1", last_name="Meier", email="m@web.de"),  # unchanged
+    )
+    huber = second.customer_of["K3"]
+    assert second.customer_of["K2"] == meier
+    assert second.born == [huber]
+    assert second.touched == {meier, huber}
+    again = put(db, settings, "shop", rec("K3", last_name="Huber"))
+    assert (again.born, again.touched) == ([], set())

@@ -83,6 +83,10 @@ class BatchResult:
     unchanged: int = 0
     merged: int = 0
     customer_of: dict[str, int] = field(default_factory=dict)  # source_key -> customer id
+    # Customers this batch created (linked to no one by identifiers), and every active
+    # customer whose golden record it changed: what matching and segments look at next.
+    born: list[int] = field(default_factory=list)
+    touched: set[int] = field(default_factory=set)
 
 
 @dataclass(slots=True)
@@ -272,7 +276,10 @@ def upsert_records(
     touched.update(cid for cid in customer_ids if cid not in born)
     touched.update(row.existing["customer_id"] for row in changed if row.existing)
     _write(session, source, changed, customer_ids, now, result)
-    profiles.refresh(session, {_root(merged_into, c) for c in touched}, settings.survivorship)
+    refreshed = {_root(merged_into, c) for c in touched}
+    profiles.refresh(session, refreshed, settings.survivorship)
+    result.born = [cid for cid in ids.values() if cid not in merged_into]
+    result.touched = refreshed | set(result.born)
     return result
 
 
