@@ -25,7 +25,11 @@ def main() -> int:
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
     parser.add_argument("--postgres", default=PG)
     parser.add_argument(
-        "--skip", nargs="*", default=[], choices=["import", "view", "events"], help="leave out"
+        "--skip",
+        nargs="*",
+        default=[],
+        choices=["import", "view", "events", "decisions", "simulation"],
+        help="leave out",
     )
     args = parser.parse_args()
     common = ["--postgres", args.postgres] + (["--only", args.only] if args.only else [])
@@ -33,6 +37,7 @@ def main() -> int:
         ("import", ["bench.import_bench", "--rows", str(args.rows)]),
         ("view", ["bench.view_bench"]),
         ("events", ["bench.events_bench"]),
+        ("decisions", ["bench.decisions_bench", "--customers", "200000", "--seconds", "10"]),
     ]
     try:
         commit = subprocess.run(
@@ -56,6 +61,11 @@ def main() -> int:
         )
         if code:
             failed.append(name)
+    if "simulation" not in args.skip:
+        # One policy world, no database: not run per database.
+        print("\n### simulation: bench.decisions_sim", flush=True)
+        if subprocess.call([sys.executable, "-m", "bench.decisions_sim"], cwd=ROOT):
+            failed.append("simulation")
     if failed:
         print(f"\nfailed: {', '.join(failed)}", file=sys.stderr)
     return 1 if failed else 0

@@ -67,6 +67,8 @@ PAGE_SIZE = 50
 DEEP_PAGE = 100
 WARMUP = 30
 _message = TypeAdapter(Message)
+# Every route but /health needs credentials: Server puts an admin API key here.
+AUTH: dict[str, str] = {}
 
 # --------------------------------------------------------------------------- helpers
 # (events_bench imports these)
@@ -134,6 +136,17 @@ class Server:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> Server:
+        from relata.auth.service import create_api_key
+        from relata.db import utcnow
+
+        db = Database(self.url)
+        try:
+            db.migrate()
+            with db.session() as session:
+                _, key = create_api_key(session, f"bench-{self.port}", ["admin"], utcnow())
+        finally:
+            db.dispose()
+        AUTH["Authorization"] = f"Bearer {key}"
         relata = Path(sys.executable).parent / "relata"
         cmd = (
             [str(relata)]
@@ -193,7 +206,7 @@ class Server:
 
 
 def http_get(conn: http.client.HTTPConnection, path: str) -> bytes:
-    conn.request("GET", path)
+    conn.request("GET", path, headers=AUTH)
     response = conn.getresponse()
     body = response.read()
     if response.status != 200:
@@ -202,7 +215,7 @@ def http_get(conn: http.client.HTTPConnection, path: str) -> bytes:
 
 
 def http_post(conn: http.client.HTTPConnection, path: str, body: bytes) -> dict:
-    conn.request("POST", path, body=body, headers={"content-type": "application/json"})
+    conn.request("POST", path, body=body, headers={"content-type": "application/json", **AUTH})
     response = conn.getresponse()
     data = response.read()
     if response.status not in (200, 202):

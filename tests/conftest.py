@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, select, text
 from sqlalchemy.exc import OperationalError
 
 import relata.models  # noqa: F401
@@ -93,4 +93,37 @@ def client(db: Database, settings: Settings) -> Iterator[object]:
     from relata.api.app import create_app
 
     with TestClient(create_app(settings, db)) as test_client:
+        # Every route needs credentials now: tests call as an admin unless they say otherwise.
+        test_client.headers["Authorization"] = f"Bearer {api_key(db, 'admin')}"
         yield test_client
+
+
+def api_key(db: Database, *scopes: str) -> str:
+    """A fresh API key with these scopes (permissions or role names)."""
+    from relata.auth import service
+    from relata.db import utcnow
+
+    with db.session() as session:
+        _, key = service.create_api_key(session, f"test-{uuid.uuid4().hex[:8]}", scopes, utcnow())
+    return key
+
+
+def web_session(db: Database, role: str, username: str | None = None) -> tuple[str, str]:
+    """A user of this role, signed in: the session cookie's token and the CSRF token.
+
+    The user has no usable password ("!" is no argon2 hash): tests that sign in through
+    the login form create their users with ``auth.service.add_user``.
+    """
+    from relata.auth import passwords, service
+    from relata.auth.models import User
+    from relata.db import utcnow
+
+    name = username or f"{role}-{uuid.uuid4().hex[:8]}"
+    with db.session() as session:
+        user = session.scalar(select(User).where(User.username == name))
+        if user is None:
+            user = User(username=name, role=role, password_hash="!")
+            session.add(user)
+            session.flush()
+        token = service.start_session(session, user.id, Settings(database_url=db.url), utcnow())
+    return token, passwords.csrf_token_of(token)

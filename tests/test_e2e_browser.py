@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from relata.auth.service import add_user
 from relata.config import Settings
 from relata.db import Database
 from relata.events import service as events
@@ -28,6 +29,7 @@ ARGS = [
 ]
 
 pytestmark = pytest.mark.e2e
+PASSWORD = "service-desk-2026"
 
 
 def _orders(count: int) -> Batch:
@@ -83,6 +85,7 @@ def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
     put(db, settings, "newsletter", rec("NL-77", email="jm@web.de", phone="+4922112345"))
     with db.session() as session:
         events.ingest(session, _orders(5).batch, settings, "shop")
+        add_user(session, "bea", "agent", PASSWORD)
 
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
@@ -121,7 +124,26 @@ def test_search_open_the_360_view_page_the_timeline_and_switch_language(chromium
             page.on("pageerror", lambda exc: problems.append(str(exc)))
             page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
 
+            # Not signed in: the login page, then back to where we were going.
             page.goto(base + "/")
+            expect(page).to_have_url(f"{base}/login?next=%2F")
+            page.get_by_label("Benutzername").fill("bea")
+            page.get_by_label("Passwort").fill("wrong password")
+            page.get_by_role("button", name="Anmelden").click()
+            expect(page.locator("#login-error")).to_have_text(
+                "Benutzername oder Passwort ist falsch."
+            )
+            # The browser logs the page's 401 (wrong password) as a console error; expected.
+            assert problems == [
+                "Failed to load resource: the server responded with a status of 401 (Unauthorized)"
+            ]
+            problems.clear()
+            page.get_by_label("Benutzername").fill("bea")
+            page.get_by_label("Passwort").fill(PASSWORD)
+            page.get_by_role("button", name="Anmelden").click()
+            expect(page).to_have_url(f"{base}/")
+            expect(page.locator("#user-menu")).to_contain_text("bea")
+
             search = page.get_by_label("Suche nach Name, E-Mail, Telefon")
             expect(search).to_be_focused()
             search.type("Müller")
@@ -156,6 +178,12 @@ def test_search_open_the_360_view_page_the_timeline_and_switch_language(chromium
             expect(page.locator("#field-phone th")).to_have_text("Phone")
             page.get_by_role("link", name="Customer search").click()
             expect(page.get_by_role("heading", name="Customer search")).to_be_visible()
+
+            # Signing out ends the session: the next page asks to sign in again.
+            page.get_by_role("button", name="Sign out").click()
+            expect(page).to_have_url(f"{base}/login")
+            page.goto(f"{base}/customers/{cid}")
+            expect(page).to_have_url(f"{base}/login?next=%2Fcustomers%2F{cid}")
         finally:
             browser.close()
     assert problems == []

@@ -441,3 +441,41 @@ def demo(
 
 def main() -> None:  # pragma: no cover - the console script entry point
     app()
+
+
+from relata.cli_matching import dedupe_app, review_app  # noqa: E402
+
+app.add_typer(dedupe_app, name="dedupe")
+app.add_typer(review_app, name="review")
+
+
+from relata.cli_consent import consent_app, gdpr_app, retention_app  # noqa: E402
+
+app.add_typer(consent_app, name="consent")
+app.add_typer(gdpr_app, name="gdpr")
+app.add_typer(retention_app, name="retention")
+
+
+from relata.cli_auth import apikeys_app, audit_cmd, users_app  # noqa: E402
+
+app.add_typer(users_app, name="users")
+app.add_typer(apikeys_app, name="apikeys")
+app.command("audit")(audit_cmd)
+
+
+from relata.cli_decisions import (  # noqa: E402
+    decide_command,
+    decisions_app,
+    offers_app,
+    policies_app,
+)
+
+app.command("decide")(decide_command)
+app.add_typer(offers_app, name="offers")
+app.add_typer(policies_app, name="policies")
+app.add_typer(decisions_app, name="decisions")
+
+
+from relata.cli_segments import app as segments_app  # noqa: E402
+
+app.add_typer(segments_app, name="segments")

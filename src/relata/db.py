@@ -161,6 +161,11 @@ def migrate(engine: Engine) -> None:
         if conn.dialect.name == "postgresql":
             # Many server processes start at once; one migrates, the others wait.
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _key_hash("migrate")})
+        else:
+            # Begin (IMMEDIATE) before Alembic sees the connection: it then runs every
+            # migration in this one transaction instead of committing after each, which
+            # let a second process see a half-migrated file and run a migration twice.
+            conn.exec_driver_sql("SELECT 1")
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
         conn.commit()

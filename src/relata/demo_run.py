@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
 from rich.console import Console
+from sqlalchemy.orm import Session
 
-from relata.config import Settings
+from relata.auth.permissions import ROLES
+from relata.auth.service import AlreadyExists, add_user, set_password
+from relata.config import Settings, get_settings
 from relata.db import Database
 from relata.events.files import import_events_file
 from relata.ingest.service import import_file
@@ -39,9 +43,31 @@ def run_demo(
                     summary = import_file(db, path, src.name, settings, mapping).as_dict()
             counts = ", ".join(f"{k} {v}" for k, v in summary.items() if isinstance(v, int))
             out.print(f"  {src.name:<11} {counts}")
+        with db.session() as session:
+            logins = demo_users(session)
     finally:
         db.dispose()
     out.print(
         f"demo data ready in {time.perf_counter() - started:.0f} s; "
         f"ground truth: {directory / manifest.truth_file}"
     )
+    out.print("demo logins (for this demo only; never use these passwords elsewhere):")
+    for username, password in logins:
+        out.print(f"  {username:<10} password {password}")
+    # The demo serves plain http://: a Secure session cookie would never come back.
+    if "RELATA_ENVIRONMENT" not in os.environ:
+        os.environ["RELATA_ENVIRONMENT"] = "development"
+        get_settings.cache_clear()
+
+
+def demo_users(session: Session) -> list[tuple[str, str]]:
+    """One user per role, named after it, with a known password (reset on every run)."""
+    logins = []
+    for role in ROLES:
+        password = f"{role}-demo-password"
+        try:
+            add_user(session, role, role, password)
+        except AlreadyExists:
+            set_password(session, role, password)
+        logins.append((role, password))
+    return logins

@@ -26,7 +26,9 @@ RATES: dict[str, dict[str, float]] = {
         "no_email": 0.01,
         "email_case": 0.03,
         "birth_date_swap": 0.005,
+        "birth_date_typo": 0.003,
         "street_abbrev": 0.15,
+        "house_number_suffix": 0.02,
         "old_address": 0.3,
     },
     "pos": {
@@ -38,7 +40,9 @@ RATES: dict[str, dict[str, float]] = {
         "no_phone": 0.45,
         "no_birth_date": 0.15,
         "birth_date_swap": 0.01,
+        "birth_date_typo": 0.01,
         "street_abbrev": 0.5,
+        "house_number_suffix": 0.05,
         "old_address": 0.65,
         "plz_no_zero": 0.5,
     },
@@ -140,7 +144,15 @@ class Dirt:
             return None
         if born.day <= 12 and born.day != born.month and self.hit("birth_date_swap"):
             return born.replace(day=born.month, month=born.day)
+        if born.day < 28 and self.hit("birth_date_typo"):  # one digit of the day mistyped
+            return born.replace(day=born.day + 1 if born.day % 10 != 9 else born.day - 1)
         return born
+
+    def house_number(self, number: str) -> str:
+        """ "5a" written as "5", or "5" as "5a": the suffix is the first thing to go wrong."""
+        if not self.hit("house_number_suffix"):
+            return number
+        return number.rstrip("abc") if number[-1:].isalpha() else number + "a"
 
     def street(self, street: str) -> str:
         variant = abbreviate_street(self.rng, street)

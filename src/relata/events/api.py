@@ -104,4 +104,5 @@ def post_events(
         accepted=result.accepted,
         duplicates=result.duplicates,
         customers=sorted(set(result.customers)),
+        quarantined=result.quarantined,
     )

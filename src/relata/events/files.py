@@ -69,6 +69,7 @@ def import_events_file(
                 done = service.ingest(session, batch, settings, source_name)
                 summary.accepted += done.accepted
                 summary.duplicates += done.duplicates
+                summary.quarantined += done.quarantined
             quarantine(session, require_source(session, source_name), str(path), rejected)
         summary.quarantined += len(rejected)
         if progress:

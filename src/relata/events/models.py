@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import Boolean, ForeignKey, Index, String, UniqueConstraint, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from relata.db import Base, BigId, JSONType, UTCDateTime, utcnow
@@ -34,3 +34,7 @@ class Event(Base):
     context: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)
     occurred_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # False: sent without the visitor's personalisation consent (cookie banner): kept for
+    # the purposes allowed, never used to profile them. True: the event sets no limit of
+    # its own; the person's consent ledger decides (consent.service.may_use).
+    profiling: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

@@ -6,14 +6,20 @@ path of the wrong field before anything is stored.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from relata.consent.cookies import problem as cookie_consent_problem
 from relata.events.purchases import HOLDING_EVENTS, InvalidProperty, holdings_from
 
 Id = Annotated[str, Field(min_length=1, max_length=255)]
+# Track events that change the consent ledger (consent/events.py), and what they do.
+CONSENT_EVENTS = {"Consent Granted": "grant", "Consent Revoked": "revoke"}
+_CHANNELS = ("email", "sms", "phone", "post", "web", "push")  # consent.ledger.CHANNELS
+_PURPOSE = re.compile(r"[a-z][a-z0-9_]{0,63}")
 
 
 class _Message(BaseModel):
@@ -40,6 +46,14 @@ class _Message(BaseModel):
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
+    @field_validator("context")
+    @classmethod
+    def _cookie_consent(cls, value: dict[str, Any]) -> dict[str, Any]:
+        # The visitor's cookie-banner choice decides whether the event may profile them.
+        if problem := cookie_consent_problem(value):
+            raise ValueError(problem)
+        return value
+
     @model_validator(mode="after")
     def _someone(self) -> _Message:
         if not self.userId and not self.anonymousId:
@@ -56,6 +70,19 @@ class Track(_Message):
     type: Literal["track"]
     event: Annotated[str, Field(min_length=1, max_length=200)]
     properties: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consent(self) -> Track:
+        if self.event in CONSENT_EVENTS:
+            purpose, channel = self.properties.get("purpose"), self.properties.get("channel")
+            if not isinstance(purpose, str) or not _PURPOSE.fullmatch(purpose):
+                raise ValueError("properties.purpose: a purpose name, e.g. marketing")
+            if channel not in _CHANNELS:
+                raise ValueError(f"properties.channel: one of {', '.join(_CHANNELS)}")
+            version = self.properties.get("text_version")
+            if version is not None and (not isinstance(version, str) or len(version) > 200):
+                raise ValueError("properties.text_version: text of at most 200 characters")
+        return self
 
     @model_validator(mode="after")
     def _holdings(self) -> Track:
@@ -98,3 +125,5 @@ class EventsAccepted(BaseModel):
     accepted: int
     duplicates: int
     customers: list[int]
+    # Stored in the quarantine instead: an erased person's, or consent for an unknown purpose.
+    quarantined: int = 0

@@ -12,6 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
+from relata.consent import events as consent_events
+from relata.consent.cookies import allows_profiling
 from relata.db import allocate_ids, bulk_insert, insert_ignoring_duplicates, lock_keys, utcnow
 from relata.events.models import Event
 from relata.events.purchases import HOLDING_EVENTS, holdings_from
@@ -35,6 +37,7 @@ class Ingested:
     accepted: int
     duplicates: int
     customers: list[int]  # per accepted message, in order
+    quarantined: int = 0  # erased people's messages, consent for unknown purposes
 
 
 def message_id(msg: object) -> str:
@@ -103,9 +106,11 @@ def ingest(
             continue
         seen.add((src.id, mid))
         fresh.append((src, mid, msg))
+    fresh, quarantined = consent_events.screen(session, fresh, settings)
     customers = _customers(session, fresh, settings)
     _store(session, fresh, customers)
-    return Ingested(len(fresh), duplicates, customers)
+    consent_events.record_consents(session, fresh, customers, settings)
+    return Ingested(len(fresh), duplicates, customers, quarantined)
 
 
 def _stored_ids(session: Session, keyed: list[tuple[Source, str, object]]) -> set[tuple[int, str]]:
@@ -253,6 +258,7 @@ def _store(session: Session, fresh: list[tuple[Source, str, object]], customers:
                 "context": getattr(msg, "context", {}) or {},
                 "occurred_at": getattr(msg, "timestamp", None) or now,
                 "received_at": now,
+                "profiling": allows_profiling(getattr(msg, "context", {}) or {}, src.channel),
             }
         )
     t = Event.__table__

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
-from relata.db import utcnow
+from relata.db import allocate_ids, bulk_insert, utcnow
 from relata.events.models import Event
 from relata.ingest.sources import system_source
 
@@ -32,6 +33,36 @@ def record_system_event(
             received_at=now,
         )
     )
+
+
+def record_system_events(
+    session: Session, events: Sequence[tuple[int, str, str, dict[str, Any]]]
+) -> None:
+    """Many system events at once: (customer_id, name, message_id, properties) each."""
+    if not events:
+        return
+    now = utcnow()
+    source_id = system_source(session).id
+    table = Event.__table__
+    ids = allocate_ids(session, table, len(events))
+    columns = [
+        "id",
+        "source_id",
+        "message_id",
+        "customer_id",
+        "origin_customer_id",
+        "type",
+        "name",
+        "properties",
+        "context",
+        "occurred_at",
+        "received_at",
+    ]
+    rows = [
+        (eid, source_id, message_id, cid, cid, "system", name, properties, {}, now, now)
+        for eid, (cid, name, message_id, properties) in zip(ids, events, strict=True)
+    ]
+    bulk_insert(session, table, columns, rows)
 
 
 def page(

@@ -5,18 +5,30 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import bulk_insert, customer_owned_tables, lock_keys, utcnow
-from relata.events.timeline import record_system_event
+from relata.db import (
+    UTCDateTime,
+    allocate_ids,
+    bulk_insert,
+    customer_owned_tables,
+    insert_ignoring_duplicates,
+    lock_keys,
+    utcnow,
+)
+from relata.events.models import Event
+from relata.events.timeline import record_system_event, record_system_events
 from relata.identity.linking import Key, LinkItem, Person, Plan, Ref, plan_links
+from relata.identity.matching.models import MatchRejection
 from relata.identity.models import Identifier, Merge
+from relata.ingest.models import SourceRecord
 from relata.profiles import service as profiles
-from relata.profiles.models import Customer
+from relata.profiles.models import Customer, Holding
 from relata.profiles.survivorship import Golden
 
 CHUNK = 500
@@ -243,7 +255,109 @@ def merge_customers(
     return merge_id
 
 
-def _subtree(session: Session, root: int) -> set[int]:
+_SNAPSHOT_FIELDS = ("first_name", "last_name", "email", "customer_number", "city", "postcode")
+
+
+def _snapshots(session: Session, ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    found: dict[int, dict[str, Any]] = {}
+    ordered = sorted(set(ids))
+    columns = [getattr(Customer, f) for f in _SNAPSHOT_FIELDS]
+    for i in range(0, len(ordered), CHUNK):
+        rows = session.execute(
+            select(Customer.id, Customer.status, Customer.birth_date, *columns).where(
+                Customer.id.in_(ordered[i : i + CHUNK])
+            )
+        )
+        for cid, status, birth, *values in rows:
+            snapshot = {"id": cid, **dict(zip(_SNAPSHOT_FIELDS, values, strict=True))}
+            snapshot["birth_date"] = birth.isoformat() if birth else None
+            snapshot["_status"] = status
+            found[cid] = snapshot
+    return found
+
+
+def merge_many(
+    session: Session, merges: Sequence[tuple[int, int, str]], settings: Settings
+) -> list[int]:
+    """Many merges (survivor, merged, reason) at once, each logged as `merge` logs one.
+
+    Set-based: one UPDATE a customer-owned table for all pairs instead of one a pair,
+    so a batch run can merge hundreds of thousands of customers. A survivor must not be
+    merged away in the same call, and no customer merged twice. Golden records are
+    recomputed at the end. Returns the merge log ids, in the order given.
+    """
+    if not merges:
+        return []
+    session.flush()  # ids are allocated below: pending ORM rows must be in the table first
+    merged_ids = [m for _, m, _ in merges]
+    survivors = {s for s, _, _ in merges}
+    if len(set(merged_ids)) != len(merged_ids) or survivors & set(merged_ids):
+        raise MergeError("a customer is merged twice, or merged and kept, in one batch")
+    if any(s == m for s, m, _ in merges):
+        raise MergeError("a customer cannot be merged into itself")
+    snapshots = _snapshots(session, [*survivors, *merged_ids])
+    for cid in (*survivors, *merged_ids):
+        if snapshots.get(cid, {}).get("_status") != "active":
+            raise MergeError(f"customer {cid} is not an active customer")
+    now = utcnow()
+    log_ids = allocate_ids(session, Merge.__table__, len(merges))
+    rows = []
+    for log_id, (survivor, merged, reason) in zip(log_ids, merges, strict=True):
+        before = {
+            "survivor": {k: v for k, v in snapshots[survivor].items() if k != "_status"},
+            "merged": {k: v for k, v in snapshots[merged].items() if k != "_status"},
+        }
+        rows.append((log_id, survivor, merged, reason[:500], before, now))
+    columns = ["id", "survivor_id", "merged_id", "reason", "before", "created_at"]
+    bulk_insert(session, Merge.__table__, columns, rows)
+    _move_customers(session, [(s, m) for s, m, _ in merges], now)
+    record_system_events(
+        session,
+        [
+            (
+                survivor,
+                "Customer Merged",
+                f"merge:{log_id}",
+                {"merge_id": log_id, "merged_id": merged, "reason": reason[:500]},
+            )
+            for log_id, (survivor, merged, reason) in zip(log_ids, merges, strict=True)
+        ],
+    )
+    profiles.refresh(session, survivors, settings.survivorship)
+    return log_ids
+
+
+def _move_customers(session: Session, pairs: Sequence[tuple[int, int]], now: datetime) -> None:
+    """Every customer-owned row of each merged customer to its survivor; mark it merged."""
+    conn = session.connection()
+    conn.execute(
+        text("CREATE TEMPORARY TABLE merge_map (merged BIGINT PRIMARY KEY, survivor BIGINT)")
+    )
+    try:
+        conn.execute(
+            text("INSERT INTO merge_map (merged, survivor) VALUES (:m, :s)"),
+            [{"m": m, "s": s} for s, m in pairs],
+        )
+        for table in customer_owned_tables():
+            conn.execute(
+                text(
+                    f"UPDATE {table.name} SET customer_id = merge_map.survivor "
+                    f"FROM merge_map WHERE {table.name}.customer_id = merge_map.merged"
+                )
+            )
+        conn.execute(
+            text(
+                "UPDATE customers SET status = 'merged', merged_into_id = merge_map.survivor,"
+                " updated_at = :now FROM merge_map"
+                " WHERE customers.id = merge_map.merged"
+            ),
+            {"now": UTCDateTime().process_bind_param(now, conn.dialect)},
+        )
+    finally:
+        conn.execute(text("DROP TABLE merge_map"))
+
+
+def subtree(session: Session, root: int) -> set[int]:
     """``root`` and every customer merged into it, directly or through others."""
     members, frontier = {root}, {root}
     while frontier:
@@ -273,7 +387,7 @@ def unmerge(session: Session, merge_id: int, settings: Settings) -> Unmerged:
     if restored is None or restored.merged_into_id != log.survivor_id:
         raise MergeError(f"customer {log.merged_id} is no longer merged into {log.survivor_id}")
     holder = resolve_id(session, log.survivor_id)
-    members = sorted(_subtree(session, log.merged_id))
+    members = sorted(subtree(session, log.merged_id))
     for table in customer_owned_tables():
         for i in range(0, len(members), CHUNK):
             session.execute(
@@ -285,6 +399,16 @@ def unmerge(session: Session, merge_id: int, settings: Settings) -> Unmerged:
                 .values(customer_id=log.merged_id)
             )
     restored.status, restored.merged_into_id = "active", None
+    session.flush()
+    _reassign_arrivals(session, log, holder, settings)
+    # A person separated them: matching must not merge them again (deterministic links
+    # do not ask; see architecture.md, "Unmerge is not sticky").
+    a, b = sorted((log.survivor_id, log.merged_id))
+    session.execute(
+        insert_ignoring_duplicates(session, MatchRejection.__table__).values(
+            customer_a_id=a, customer_b_id=b, reason=f"unmerge {merge_id}", created_at=utcnow()
+        )
+    )
     log.undone_at = utcnow()
     session.flush()
     profiles.refresh(session, [holder, log.merged_id], settings.survivorship)
@@ -297,6 +421,86 @@ def unmerge(session: Session, merge_id: int, settings: Settings) -> Unmerged:
             {"merge_id": merge_id, "restored_id": log.merged_id, "survivor_id": holder},
         )
     return Unmerged(merge_id, log.merged_id, holder)
+
+
+def _reassign_arrivals(session: Session, log: Merge, holder: int, settings: Settings) -> None:
+    """What arrived at the holder after the merge goes to the restored customer when its
+    identifiers say it is the restored customer's: a record whose strong identifiers the
+    restored customer owns and the holder does not (with its identifiers), then events of
+    such records' users or of anonymous ids only the restored customer owns (with their
+    holdings). What says nothing either way stays with the holder.
+    """
+    restored = log.merged_id
+    strong = set(settings.strong_identifiers)
+    arrived = session.execute(
+        select(SourceRecord.id, SourceRecord.source_id, SourceRecord.source_key).where(
+            SourceRecord.customer_id == holder, SourceRecord.created_at > log.created_at
+        )
+    ).all()
+    arrived_ids = {rid for rid, _, _ in arrived}
+    owned: dict[int, set[Key]] = {holder: set(), restored: set()}
+    by_record: dict[int, set[Key]] = defaultdict(set)
+    for kind, value, cid, record_id in session.execute(
+        select(
+            Identifier.kind, Identifier.value, Identifier.customer_id, Identifier.source_record_id
+        ).where(Identifier.customer_id.in_([holder, restored]))
+    ):
+        if kind not in strong:
+            continue
+        if record_id in arrived_ids:
+            by_record[record_id].add((kind, value))
+        else:
+            owned[cid].add((kind, value))
+    moving = [
+        rid
+        for rid in arrived_ids
+        if by_record[rid] & owned[restored] and not by_record[rid] & owned[holder]
+    ]
+    if moving:
+        values = {"customer_id": restored, "origin_customer_id": restored}
+        for table in (SourceRecord.__table__, Identifier.__table__):
+            column = table.c.id if table is SourceRecord.__table__ else table.c.source_record_id
+            for i in range(0, len(moving), CHUNK):
+                session.execute(
+                    update(table)
+                    .where(table.c.customer_id == holder, column.in_(moving[i : i + CHUNK]))
+                    .values(values)
+                )
+    users = {(source, key) for rid, source, key in arrived if rid in set(moving)}
+    users |= set(
+        session.execute(
+            select(SourceRecord.source_id, SourceRecord.source_key).where(
+                SourceRecord.customer_id == restored
+            )
+        ).all()
+    )
+    anonymous = {v for k, v in owned[restored] if k == "anonymous_id"} - {
+        v for k, v in owned[holder] if k == "anonymous_id"
+    }
+    events = session.execute(
+        select(Event.id, Event.source_id, Event.user_id, Event.anonymous_id).where(
+            Event.customer_id == holder,
+            Event.received_at > log.created_at,
+            Event.type != "system",
+        )
+    ).all()
+    moving_events = [
+        eid
+        for eid, source, user, anon in events
+        if (user is not None and (source, user) in users)
+        or (user is None and anon is not None and anon in anonymous)
+    ]
+    values = {"customer_id": restored, "origin_customer_id": restored}
+    for i in range(0, len(moving_events), CHUNK):
+        chunk = moving_events[i : i + CHUNK]
+        session.execute(
+            update(Event).where(Event.customer_id == holder, Event.id.in_(chunk)).values(values)
+        )
+        session.execute(
+            update(Holding)
+            .where(Holding.customer_id == holder, Holding.event_id.in_(chunk))
+            .values(values)
+        )
 
 
 def list_merges(session: Session, customer_id: int | None = None, limit: int = 100) -> list[Merge]:

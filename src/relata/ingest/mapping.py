@@ -7,11 +7,22 @@ import json
 import re
 import tomllib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-from relata.ingest.normalise import CANONICAL_FIELDS, IDENTIFYING_FIELDS, fold
+from relata.ingest.normalise import (
+    CANONICAL_FIELDS,
+    IDENTIFYING_FIELDS,
+    InvalidValue,
+    fold,
+    parse_date,
+)
+
+# Consent columns: "purpose:channel" = column; the channels of consent.ledger.CHANNELS.
+_CONSENT_KEY = re.compile(r"[a-z][a-z0-9_]{0,63}:(email|sms|phone|post|web|push)")
+ConsentValue = tuple[bool, date | None]  # granted?, and the day if the column gives one
 
 
 class MappingError(ValueError):
@@ -23,6 +34,8 @@ class Mapping:
     # Column(s) whose values, joined with "|", key the record; empty: a hash of the content.
     source_key: tuple[str, ...]
     fields: dict[str, str]  # canonical field -> column name
+    # "purpose:channel" -> column saying yes/no (or the day it was given); see consent_value.
+    consents: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if unknown := [name for name in self.fields if name not in CANONICAL_FIELDS]:
@@ -36,20 +49,34 @@ class Mapping:
         for column in self.source_key:
             if not isinstance(column, str) or not column.strip():
                 raise MappingError(f"source_key must name columns, got {column!r}")
+        for name, column in self.consents.items():
+            if not isinstance(name, str) or not _CONSENT_KEY.fullmatch(name):
+                raise MappingError(
+                    f"consent {name!r} must be 'purpose:channel', e.g. 'marketing:email'; "
+                    "channels are email, sms, phone, post, web, push"
+                )
+            if not isinstance(column, str) or not column.strip():
+                raise MappingError(f"consent '{name}' must name a column, got {column!r}")
 
     def to_json(self) -> dict[str, Any]:
-        return {"source_key": list(self.source_key), "fields": dict(self.fields)}
+        data: dict[str, Any] = {"source_key": list(self.source_key), "fields": dict(self.fields)}
+        if self.consents:
+            data["consents"] = dict(self.consents)
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Mapping:
         if not isinstance(data, dict):
             raise MappingError(f"a mapping must be an object, got {type(data).__name__}")
-        if extra := sorted(set(data) - {"source_key", "fields"}):
+        if extra := sorted(set(data) - {"source_key", "fields", "consents"}):
             raise MappingError(f"unknown mapping key(s) {', '.join(map(repr, extra))}")
         fields = data.get("fields", {})
         if not isinstance(fields, dict):
             raise MappingError("'fields' must be a table of canonical field = column name")
-        return cls(_key_columns(data.get("source_key", ())), dict(fields))
+        consents = data.get("consents", {})
+        if not isinstance(consents, dict):
+            raise MappingError("'consents' must be a table of 'purpose:channel' = column name")
+        return cls(_key_columns(data.get("source_key", ())), dict(fields), dict(consents))
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +84,8 @@ class MappedRow:
     source_key: str
     fields: dict[str, str]  # canonical field -> raw value, not yet normalised
     attributes: dict[str, str]  # every other non-empty column, under its own header
+    # "purpose:channel" -> what its column says; consent columns stay attributes too
+    consents: dict[str, ConsentValue] = field(default_factory=dict)
 
 
 def _key_columns(value: object) -> tuple[str, ...]:
@@ -109,6 +138,17 @@ _FIELD_HEADERS = {
     "card_number payback",
     "gender": "geschlecht gender sex anrede salutation",
     "company": "firma company unternehmen organisation organization firmenname",
+}
+
+
+# Marketing consent per channel, as German and English exports name it (whole headers only).
+_CONSENT_HEADERS = {
+    "marketing:email": "newsletter newsletteroptin newsletteranmeldung newsletterabo emailoptin "
+    "optinemail einwilligungemail emailwerbung werbungemail emailmarketing marketingemail",
+    "marketing:sms": "smsoptin optinsms einwilligungsms smswerbung werbungsms smsmarketing",
+    "marketing:phone": "telefonoptin phoneoptin einwilligungtelefon telefonwerbung "
+    "werbungtelefon phonemarketing",
+    "marketing:post": "postoptin einwilligungpost postwerbung werbungpost directmail",
 }
 
 
@@ -203,6 +243,12 @@ def guess_mapping(headers: Sequence[str]) -> Mapping:
     key = _first_header(_KEY_HEADERS, columns, used)
     if key is not None:
         used.add(key)
+    # Before the fields: "Werbung E-Mail" is a consent, not an e-mail address.
+    consents: dict[str, str] = {}
+    for name, synonyms in _CONSENT_HEADERS.items():
+        if (column := _first_header(synonyms, columns, used)) is not None:
+            consents[name] = column
+            used.add(column)
     fields: dict[str, str] = {}
     for name, synonyms in _FIELD_HEADERS.items():
         if (column := _first_header(synonyms, columns, used)) is not None:
@@ -223,7 +269,7 @@ def guess_mapping(headers: Sequence[str]) -> Mapping:
         and header_key(key) in {header_key(s) for s in _CUSTOMER_KEY_HEADERS.split()}
     ):
         fields["customer_number"] = key
-    return Mapping((key,) if key else (), fields)
+    return Mapping((key,) if key else (), fields, consents)
 
 
 # --- applying a mapping ---------------------------------------------------------------------
@@ -252,6 +298,67 @@ def _source_key(mapping: Mapping, row: dict[str, str]) -> str:
     return "|".join(parts)
 
 
+_YES = frozenset(
+    [
+        "ja",
+        "j",
+        "yes",
+        "y",
+        "true",
+        "wahr",
+        "1",
+        "x",
+        "✓",
+        "✔",
+        "optin",
+        "opt-in",
+        "granted",
+        "erteilt",
+        "eingewilligt",
+        "angemeldet",
+        "subscribed",
+    ]
+)
+_NO = frozenset(
+    [
+        "nein",
+        "n",
+        "no",
+        "false",
+        "falsch",
+        "0",
+        "optout",
+        "opt-out",
+        "revoked",
+        "widerrufen",
+        "abgemeldet",
+        "unsubscribed",
+    ]
+)
+
+
+def consent_value(text: str) -> ConsentValue | None:
+    """A consent column's value: yes/no in German or English, or the day it was given.
+
+    Empty is no statement (None). Anything else raises: a guessed consent is worse than
+    a quarantined row.
+    """
+    value = text.strip().lower()
+    if not value:
+        return None
+    if value in _YES:
+        return True, None
+    if value in _NO:
+        return False, None
+    try:
+        given = parse_date(value.replace("t", " ").split(" ")[0])
+    except InvalidValue:
+        given = None
+    if given is None:
+        raise MappingError(f"'{text.strip()[:40]}' is neither yes/no nor a date")
+    return True, given
+
+
 def apply_mapping(mapping: Mapping, row: dict[str, str]) -> MappedRow:
     fields: dict[str, str] = {}
     for name, column in mapping.fields.items():
@@ -265,7 +372,17 @@ def apply_mapping(mapping: Mapping, row: dict[str, str]) -> MappedRow:
         for column, value in row.items()
         if column not in mapped and value and value.strip()
     }
-    return MappedRow(_source_key(mapping, row), fields, attributes)
+    consents: dict[str, ConsentValue] = {}
+    for name, column in mapping.consents.items():
+        if column not in row:
+            raise MappingError(f"column '{column}' (consent {name}) is not in the row")
+        try:
+            said = consent_value(row[column] or "")
+        except MappingError as exc:
+            raise MappingError(f"consent column '{column}': {exc}") from None
+        if said is not None:
+            consents[name] = said
+    return MappedRow(_source_key(mapping, row), fields, attributes, consents)
 
 
 def mapping_problems(mapping: Mapping, headers: Sequence[str]) -> list[str]:
@@ -279,6 +396,11 @@ def mapping_problems(mapping: Mapping, headers: Sequence[str]) -> list[str]:
     problems += [
         f"column '{column}' (mapped to {name}) is not in the file"
         for name, column in mapping.fields.items()
+        if column not in present
+    ]
+    problems += [
+        f"column '{column}' (consent {name}) is not in the file"
+        for name, column in mapping.consents.items()
         if column not in present
     ]
     if not any(name in mapping.fields for name in IDENTIFYING_FIELDS):

@@ -16,7 +16,10 @@ from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
+from relata.consent import service as consent
+from relata.consent.errors import ConsentError
 from relata.db import Database, insert_ignoring_duplicates, utcnow
+from relata.ingest.consents import ERASED, as_delivered, record_consents, screen_erased
 from relata.ingest.mapping import (
     Mapping,
     MappingError,
@@ -119,7 +122,9 @@ def quarantine(session: Session, source: Source, origin: str, rejected: list[Rej
     )
 
 
-def choose_mapping(source: Source, file_headers: list[str], mapping_file: Path | None) -> Mapping:
+def choose_mapping(
+    source: Source, file_headers: list[str], mapping_file: Path | None, settings: Settings
+) -> Mapping:
     """An explicit mapping file wins, then the source's stored mapping, then a guess."""
     if mapping_file is not None:
         mapping = load_mapping(mapping_file)
@@ -128,6 +133,11 @@ def choose_mapping(source: Source, file_headers: list[str], mapping_file: Path |
     else:
         mapping = guess_mapping(file_headers)
     problems = mapping_problems(mapping, file_headers)
+    for name in mapping.consents:
+        try:
+            consent.check_key(settings, *name.split(":", 1))
+        except ConsentError as exc:
+            problems.append(f"consent column '{mapping.consents[name]}': {exc}")
     if problems:
         raise FileImportError("; ".join(problems))
     if not mapping.fields:
@@ -232,7 +242,7 @@ def import_file(
         raise FileImportError(f"{path.name}: {exc}") from exc
     with db.session() as session:
         source = require_source(session, source_name)
-        mapping = choose_mapping(source, file_headers, mapping_file)
+        mapping = choose_mapping(source, file_headers, mapping_file, settings)
         if mapping_file is not None or source.mapping is None:
             # A guess for one odd file must not replace the mapping someone wrote.
             source.mapping = mapping.to_json()
@@ -246,7 +256,13 @@ def import_file(
             with db.session() as session:
                 src = session.get(Source, source.id)
                 assert src is not None
-                summary.add(upsert_records(session, src, records, settings))
+                records, erased = screen_erased(session, src, records, settings)
+                rejected += [
+                    Rejected(None, "row", as_delivered(mapping, r), ERASED) for r in erased
+                ]
+                result = upsert_records(session, src, records, settings)
+                record_consents(session, src, mapping, records, result, settings)
+                summary.add(result)
                 quarantine(session, src, str(path), rejected)
             summary.quarantined += len(rejected)
             if progress:
@@ -326,32 +342,50 @@ def _retry_source(
     entries: list[QuarantineEntry],
     summary: RetrySummary,
 ) -> None:
-    records: list[RecordInput] = []
-    fixed: list[int] = []
-    for entry in entries:
-        reason = "an unparseable line cannot be retried; correct the file and import it again"
-        if entry.raw_kind == "row":
-            values = orjson.loads(entry.raw)
-            mapping = (
-                Mapping.from_json(source.mapping) if source.mapping else guess_mapping(list(values))
-            )
-            try:
-                records.append(to_record(mapping, values, settings.default_region))
-                fixed.append(entry.id)
-                continue
-            except (MappingError, InvalidValue) as exc:
-                reason = str(exc)
+    converted: list[tuple[QuarantineEntry, RecordInput, Mapping]] = []
+
+    def still_open(entry: QuarantineEntry, reason: str) -> None:
         entry.reason = reason
         summary.still_open += 1
         summary.reasons[reason] = summary.reasons.get(reason, 0) + 1
-    if records:
-        upsert_records(session, source, records, settings)
-        session.execute(
-            update(QuarantineEntry)
-            .where(QuarantineEntry.id.in_(fixed))
-            .values(status="resolved", resolved_at=utcnow())
+
+    for entry in entries:
+        if entry.raw_kind != "row":
+            still_open(
+                entry, "an unparseable line cannot be retried; correct the file and import it again"
+            )
+            continue
+        values = orjson.loads(entry.raw)
+        mapping = (
+            Mapping.from_json(source.mapping) if source.mapping else guess_mapping(list(values))
         )
-        summary.resolved += len(fixed)
+        try:
+            converted.append((entry, to_record(mapping, values, settings.default_region), mapping))
+        except (MappingError, InvalidValue) as exc:
+            still_open(entry, str(exc))
+    if not converted:
+        return
+    _, erased = screen_erased(session, source, [r for _, r, _ in converted], settings)
+    refused = {id(r) for r in erased}
+    for entry, record, _ in converted:
+        if id(record) in refused:
+            still_open(entry, ERASED)
+    good = [c for c in converted if id(c[1]) not in refused]
+    if not good:
+        return
+    result = upsert_records(session, source, [r for _, r, _ in good], settings)
+    by_mapping: dict[bytes, tuple[Mapping, list[RecordInput]]] = {}
+    for _, record, mapping in good:
+        key = orjson.dumps(mapping.to_json(), option=orjson.OPT_SORT_KEYS)
+        by_mapping.setdefault(key, (mapping, []))[1].append(record)
+    for mapping, records in by_mapping.values():
+        record_consents(session, source, mapping, records, result, settings)
+    session.execute(
+        update(QuarantineEntry)
+        .where(QuarantineEntry.id.in_([entry.id for entry, _, _ in good]))
+        .values(status="resolved", resolved_at=utcnow())
+    )
+    summary.resolved += len(good)
 
 
 __all__ = [

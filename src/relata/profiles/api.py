@@ -8,8 +8,8 @@ from fastapi import APIRouter, HTTPException, Path, Query
 from fastapi.responses import RedirectResponse
 from sqlalchemy.orm import Session
 
-from relata.api.deps import ReadSession
-from relata.profiles import service, view
+from relata.api.deps import ContactVisible, ReadSession
+from relata.profiles import masking, service, view
 from relata.profiles.schemas import CustomerSummary, CustomerView, Holdings, Timeline
 from relata.profiles.view import MAX_ID
 
@@ -32,15 +32,18 @@ def _active_or_redirect(
 @router.get("", response_model=list[CustomerSummary])
 def search_customers(
     session: ReadSession,
+    contact: ContactVisible,
     q: str = Query(..., min_length=1, max_length=200, description="name, e-mail, phone or number"),
     limit: int = Query(20, ge=1, le=100),
 ) -> list[CustomerSummary]:
-    return view.search(session, q, limit)
+    found = view.search(session, q, limit)
+    return found if contact else [masking.mask_summary(c) for c in found]
 
 
 @router.get("/{customer_id}", response_model=CustomerView)
 def get_customer(
     session: ReadSession,
+    contact: ContactVisible,
     customer_id: CustomerId,
     page_size: int = Query(50, ge=1, le=500),
     before: str | None = Query(None, description="cursor from timeline.next_cursor"),
@@ -50,12 +53,14 @@ def get_customer(
         return found
     customer = service.resolve(session, found)
     assert customer is not None
-    return view.view(session, customer, page_size, before)
+    data = view.view(session, customer, page_size, before)
+    return data if contact else masking.mask_view(data)
 
 
 @router.get("/{customer_id}/timeline", response_model=Timeline)
 def get_timeline(
     session: ReadSession,
+    contact: ContactVisible,
     customer_id: CustomerId,
     page_size: int = Query(50, ge=1, le=500),
     before: str | None = None,
@@ -63,7 +68,8 @@ def get_timeline(
     found = _active_or_redirect(session, customer_id, "/timeline")
     if isinstance(found, RedirectResponse):
         return found
-    return view.timeline_page(session, found, page_size, before)
+    page = view.timeline_page(session, found, page_size, before)
+    return page if contact else masking.mask_timeline(page)
 
 
 @router.get("/{customer_id}/holdings", response_model=Holdings)

@@ -106,9 +106,29 @@ class Holdings(_Read):
     items: list[HoldingRead]
 
 
+class DecisionOfferSummary(_Read):
+    key: str
+    rank: int
+    reason: str
+    responses: list[str]  # impression, click, accept, reject, convert
+
+
+class DecisionSummary(_Read):
+    """A next-best-offer decision made for the customer (decisions/), newest first."""
+
+    decision_id: str
+    created_at: datetime
+    channel: str
+    placement: str | None
+    control: bool
+    blocked: str | None
+    offers: list[DecisionOfferSummary]
+
+
 class CustomerView(_Read):
     customer: CustomerRead
     identifiers: list[IdentifierRead]
     source_records: list[SourceRecordRead]
     holdings: Holdings
     timeline: Timeline
+    decisions: list[DecisionSummary] = []

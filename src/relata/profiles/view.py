@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from relata.decisions.reports import decisions_of
 from relata.events import timeline
 from relata.identity import service as identity
 from relata.ingest.models import Source, SourceRecord
@@ -30,6 +31,7 @@ from relata.profiles.schemas import (
 from relata.profiles.survivorship import unpack
 
 HOLDINGS_SHOWN = 50
+DECISIONS_SHOWN = 10
 MAX_ID = 2**63 - 1  # the largest key either database can hold
 
 
@@ -102,6 +104,7 @@ def view(
         ],
         holdings=holdings_list(session, customer.id, HOLDINGS_SHOWN, sources=sources),
         timeline=timeline_page(session, customer.id, page_size, before, sources),
+        decisions=decisions_of(session, customer.id, DECISIONS_SHOWN),
     )
 
 

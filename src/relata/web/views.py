@@ -20,7 +20,8 @@ from jinja2 import Environment, FileSystemLoader
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from relata.api.deps import ReadSession
+from relata.api.deps import ReadSession, principal_of
+from relata.profiles import masking
 from relata.profiles import service as profiles
 from relata.profiles import view as profile_view
 from relata.profiles.models import Customer
@@ -57,6 +58,18 @@ def mount(app: FastAPI) -> None:
     app.include_router(router)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    from relata.web import consent_views
+
+    consent_views.mount(app)
+    from relata.web.review_views import router as review_router
+
+    app.include_router(review_router)
+    from relata.web import decision_views
+
+    decision_views.mount(app)
+    from relata.web import segment_views
+
+    segment_views.mount(app)
 
 
 # --- language and rendering ----------------------------------------------------------------
@@ -94,6 +107,7 @@ def render(
     request: Request, template: str, context: dict[str, Any], status_code: int = 200
 ) -> HTMLResponse:
     loc = locale_of(request)
+    principal = principal_of(request)
     response = templates.TemplateResponse(
         request,
         template,
@@ -102,6 +116,11 @@ def render(
             "t": loc.t,
             "path": lambda name, **params: _path(request, name, **params),
             "switch_url": _switch_url(request, loc),
+            # Who is signed in: the header's user menu, nav links by permission, and the
+            # CSRF token every form and script sends back (auth/gate.py checks it).
+            "principal": principal,
+            "can": lambda permission: principal is not None and principal.can(permission),
+            "csrf_token": principal.csrf_token if principal else None,
             **context,
         },
         status_code=status_code,
@@ -207,6 +226,11 @@ def _customer_id(raw: str) -> int | None:
     return number if 0 < number <= MAX_ID else None
 
 
+def _contact_visible(request: Request) -> bool:
+    principal = principal_of(request)
+    return principal is not None and principal.can("customers:read_contact")
+
+
 def _clean_query(q: str) -> str:
     # PostgreSQL refuses NUL characters in text; nobody searches for them.
     return q.replace("\x00", "").strip()[:MAX_QUERY]
@@ -219,6 +243,8 @@ def _clean_query(q: str) -> str:
 def search_page(session: ReadSession, request: Request, q: str = "") -> Response:
     query = _clean_query(q)
     results = profile_view.search(session, query, SEARCH_LIMIT) if query else []
+    if not _contact_visible(request):
+        results = [masking.mask_summary(r) for r in results]
     return render(request, "search.html", {"q": query, "results": results})
 
 
@@ -259,6 +285,8 @@ def customer_page(
         data = profile_view.view(session, customer, page_size, before)
     except profile_view.CursorError:
         return _bad_cursor(request)
+    if not _contact_visible(request):
+        data = masking.mask_view(data)
     loc = locale_of(request)
     context = {
         "view": data,
@@ -291,6 +319,8 @@ def timeline_fragment(
         timeline = profile_view.timeline_page(session, customer.id, page_size, before)
     except profile_view.CursorError:
         return _bad_cursor(request)
+    if not _contact_visible(request):
+        timeline = masking.mask_timeline(timeline)
     loc = locale_of(request)
     context = {
         "customer_id": customer.id,

@@ -1,0 +1,1 @@
+"""Access control: users, web sessions, API keys, permissions, and the audit log."""

@@ -1,0 +1,220 @@
+"""Reading what the engine holds in memory: catalogue, counts, usage, model, one customer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import date, datetime, timedelta
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from relata.decisions import eligibility
+from relata.decisions.bandit import CellStats
+from relata.decisions.catalogue import Catalogue, OfferSpec, PolicySpec
+from relata.decisions.features import CustomerState, ResponseRow, build
+from relata.decisions.models import (
+    ContactPolicy,
+    DecisionModel,
+    DecisionResponse,
+    DecisionStat,
+    DecisionState,
+    DecisionUsage,
+    Offer,
+)
+from relata.decisions.policies import Usage
+from relata.segments.loader import Needs
+
+STATE_ID = 1
+
+
+def versions(session: Session) -> tuple[int, int, int | None]:
+    """(catalogue, stats, model): one primary-key read, polled by every engine."""
+    row = session.execute(
+        select(
+            DecisionState.catalogue_version, DecisionState.stats_version, DecisionState.model_id
+        ).where(DecisionState.id == STATE_ID)
+    ).first()
+    return (0, 0, None) if row is None else (row[0], row[1], row[2])
+
+
+def offer_spec(o: Offer) -> OfferSpec:
+    return OfferSpec(
+        id=o.id,
+        key=o.key,
+        name=o.name,
+        kind=o.kind,
+        value=o.value,
+        channels=frozenset(o.channels),
+        placements=frozenset(o.placements),
+        category=o.category,
+        product_id=o.product_id,
+        weight=o.weight,
+        cost=o.cost,
+        budget=o.budget,
+        cap_total=o.cap_total,
+        cap_daily=o.cap_daily,
+        starts_at=o.starts_at,
+        ends_at=o.ends_at,
+        rule=o.rule,
+        max_impressions=o.max_impressions,
+        impression_window_days=o.impression_window_days,
+        reject_suppress_days=o.reject_suppress_days,
+        suppress_held=o.suppress_held,
+        held_days=o.held_days,
+        template=o.template,
+        status=o.status,
+        version=o.version,
+    )
+
+
+def policy_spec(p: ContactPolicy) -> PolicySpec:
+    return PolicySpec(
+        id=p.id,
+        name=p.name,
+        kind=p.kind,
+        channels=frozenset(p.channels),
+        max_count=p.max_count,
+        window_days=p.window_days,
+        rule=p.rule,
+        version=p.version,
+    )
+
+
+def catalogue(session: Session, version: int) -> Catalogue:
+    """Every offer that is not archived, and the active policies."""
+    offers = [
+        offer_spec(o) for o in session.scalars(select(Offer).where(Offer.status != "archived"))
+    ]
+    policies = [
+        policy_spec(p)
+        for p in session.scalars(
+            select(ContactPolicy).where(ContactPolicy.active).order_by(ContactPolicy.id)
+        )
+    ]
+    return Catalogue.build(version, offers, policies)
+
+
+def decay_factor(at: np.ndarray | float, now: float, half_life_days: float) -> np.ndarray:
+    if half_life_days <= 0:
+        return np.ones_like(np.asarray(at, dtype=float))
+    age = np.maximum(now - np.asarray(at, dtype=float), 0.0)
+    return np.exp2(-age / (half_life_days * 86400.0))
+
+
+def stats(
+    session: Session,
+    cat: Catalogue,
+    half_life_days: float,
+    since_version: int = 0,
+    previous: CellStats | None = None,
+) -> CellStats:
+    """Counts decayed to now. With ``previous``, only the cells written since ``since_version``
+    are read again (copy on write: a decision in flight keeps its arrays)."""
+    now = time.time()
+    stmt = select(
+        DecisionStat.offer_id,
+        DecisionStat.cell,
+        DecisionStat.shows,
+        DecisionStat.wins,
+        DecisionStat.at,
+    )
+    if previous is not None:
+        stmt = stmt.where(DecisionStat.version > since_version)
+    rows = session.execute(stmt).all()
+    result = CellStats(len(cat.offers), dict(previous.cells) if previous is not None else {})
+    copied: set[int] = set()
+    for offer_id, cell, shows, wins, at in rows:
+        position = cat.index.get(offer_id)
+        if position is None:
+            continue
+        if cell not in copied:
+            old = result.cells.get(cell)
+            fresh = (
+                (old[0].copy(), old[1].copy()) if old else (np.zeros(result.n), np.zeros(result.n))
+            )
+            result.cells[cell] = fresh
+            copied.add(cell)
+        factor = float(decay_factor(at, now, half_life_days))
+        result.cells[cell][0][position] = shows * factor
+        result.cells[cell][1][position] = wins * factor
+    return result
+
+
+def usage(session: Session, cat: Catalogue, today: date) -> Usage:
+    """What the caps need: shows and spending of capped offers, contacts on capped channels.
+
+    Only the scopes that have a cap are read, by primary key, so this stays cheap however
+    long the usage table grows.
+    """
+    U = DecisionUsage
+    capped = [o.id for o in cat.offers if o.cap_total is not None or o.budget is not None]
+    total: dict[int, int] = {}
+    spent: dict[int, float] = {}
+    if capped:
+        rows = session.execute(
+            select(
+                DecisionUsage.scope, func.sum(DecisionUsage.shows), func.sum(DecisionUsage.spent)
+            )
+            .where(DecisionUsage.scope.in_([f"offer:{i}" for i in capped]))
+            .group_by(U.scope)
+        )
+        for scope, shows, money in rows:
+            offer_id = int(scope.split(":", 1)[1])
+            total[offer_id], spent[offer_id] = int(shows or 0), float(money or 0.0)
+    scopes = [f"offer:{o.id}" for o in cat.offers if o.cap_daily is not None]
+    volume = [p for p in cat.policies if p.kind == "volume"]
+    if volume:
+        scopes += [f"channel:{c}" for c in _channels(cat, volume)]
+    today_offer: dict[int, int] = {}
+    today_channel: dict[str, int] = {}
+    if scopes:
+        rows = session.execute(
+            select(DecisionUsage.scope, func.sum(DecisionUsage.shows))
+            .where(DecisionUsage.scope.in_(scopes), DecisionUsage.day == today)
+            .group_by(DecisionUsage.scope)
+        )
+        for scope, shows in rows:
+            kind, _, name = scope.partition(":")
+            if kind == "offer":
+                today_offer[int(name)] = int(shows or 0)
+            else:
+                today_channel[name] = int(shows or 0)
+    return Usage(total, today_offer, spent, today_channel)
+
+
+def _channels(cat: Catalogue, policies: list[PolicySpec]) -> set[str]:
+    every = {c for o in cat.offers for c in o.channels}
+    return {c for p in policies for c in (p.channels or every)}
+
+
+def model(session: Session, model_id: int | None) -> DecisionModel | None:
+    if model_id is None:
+        return None
+    return session.get(DecisionModel, model_id)
+
+
+def customer(
+    session: Session,
+    customer_id: int,
+    needs: Needs,
+    categories: Mapping[int, str | None],
+    now: datetime,
+    horizon_days: int,
+) -> CustomerState | None:
+    """The customer's profile and recent responses, or None if not an active customer."""
+    found = eligibility.load(session, [customer_id], needs).get(customer_id)
+    if found is None:
+        return None
+    r = DecisionResponse
+    rows = session.execute(
+        select(r.decision_id, r.offer_id, r.channel, r.kind, r.occurred_at).where(
+            r.customer_id == customer_id, r.occurred_at >= now - timedelta(days=horizon_days)
+        )
+    )
+    responses = [
+        ResponseRow(str(d), offer_id, categories.get(offer_id), channel, kind, at)
+        for d, offer_id, channel, kind, at in rows
+    ]
+    return build(found, responses, now)

@@ -1,0 +1,293 @@
+"""Responses to decisions: through the API, as tracked events, and what they teach.
+
+Each response is stored once (unique decision, offer, kind); it adds a "show" outcome if the
+offer had none and, if positive (click, accept, convert), one "win": so an offer shown
+counts once and is won at most once, whatever arrives how often. Services take a session
+and flush; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.orm import Session
+
+from relata.config import Settings
+from relata.db import insert_ignoring_duplicates, utcnow
+from relata.decisions import timeline
+from relata.decisions.engine import existing
+from relata.decisions.features import POSITIVE, ResponseRow
+from relata.decisions.models import Decision, DecisionOutcome, DecisionResponse
+from relata.decisions.schemas import ResponseItem, ResponsesRead
+from relata.events.purchases import HOLDING_EVENTS
+
+# Track events that are responses, through the event API or written by relata itself.
+RESPONSE_EVENTS = {
+    "Offer Viewed": "impression",
+    "Offer Clicked": "click",
+    "Offer Accepted": "accept",
+    "Offer Rejected": "reject",
+    "Offer Converted": "convert",
+}
+EVENT_OF = {kind: name for name, kind in RESPONSE_EVENTS.items()}
+CHUNK = 500
+
+
+class DecisionNotFound(LookupError):
+    pass
+
+
+class ResponseError(ValueError):
+    pass
+
+
+def after_commit(session: Session, fn: Callable[[], None]) -> None:
+    event.listen(session, "after_commit", lambda _s: fn(), once=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    decision_id: uuid.UUID
+    offer: str | int
+    kind: str
+    value: float | None
+    occurred_at: datetime
+    via: str  # decision | api | event
+    event_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRef:
+    id: uuid.UUID
+    customer_id: int
+    channel: str
+    offers: list[dict[str, Any]]
+    labels: list[str]
+    control: bool
+
+    def offer(self, ref: str | int) -> dict[str, Any] | None:
+        for o in self.offers:
+            if ref in (o["offer_id"], o["key"]) or str(ref) == str(o["offer_id"]):
+                return o
+        return None
+
+
+def parse_id(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text)
+    except (ValueError, AttributeError, TypeError):
+        return None
+
+
+def record_responses(
+    session: Session, settings: Settings, items: list[ResponseItem], now: datetime | None = None
+) -> ResponsesRead:
+    """Responses through the API: unknown decision 404, offer not presented in it 422."""
+    now = now or utcnow()
+    parsed = []
+    for n, item in enumerate(items):
+        decision_id = parse_id(item.decision_id)
+        if decision_id is None:
+            raise DecisionNotFound(f"responses.{n}: no decision {item.decision_id[:64]!r}")
+        at = item.occurred_at or now
+        parsed.append(Item(decision_id, item.offer, item.type, item.value, at, "api", None))
+    decisions = _decisions(session, {i.decision_id for i in parsed})
+    for n, item in enumerate(parsed):
+        found = decisions.get(item.decision_id)
+        if found is None:
+            raise DecisionNotFound(f"responses.{n}: no decision {item.decision_id}")
+        offer = found.offer(item.offer)
+        if offer is None or offer["nothing"]:
+            raise ResponseError(
+                f"responses.{n}: offer {item.offer!r} was not offered in decision "
+                f"{item.decision_id}"
+            )
+    rows, duplicates = write(session, decisions, parsed, now, on_timeline=True)
+    _rememberafter_commit(session, rows, decisions)
+    return ResponsesRead(recorded=len(parsed) - duplicates, duplicates=duplicates)
+
+
+def responses_from_events(session: Session, events: Iterable[Any]) -> int:
+    """Responses that came in as tracked events (``Offer Accepted`` with ``decision_id`` and
+    ``offer``): call after the events are stored, in the same transaction. Anything else is
+    ignored at the cost of one name lookup; an unknown decision, an offer it did not present,
+    or a decision of another customer is skipped (the event itself stays on the timeline).
+    Also forgets cached customers whose holdings the events change. Returns responses recorded.
+    """
+    items, owner, holders = [], {}, set()
+    for e in events:
+        get = e.get if isinstance(e, Mapping) else lambda k, e=e: getattr(e, k, None)
+        name = get("name")
+        if name in HOLDING_EVENTS:
+            holders.add(get("customer_id"))
+        kind = RESPONSE_EVENTS.get(name)
+        props = get("properties") or {}
+        decision_id = parse_id(props.get("decision_id")) if kind else None
+        offer = props.get("offer", props.get("offer_id"))
+        if decision_id is None or not isinstance(offer, str | int) or isinstance(offer, bool):
+            continue
+        value = props.get("value")
+        value = (
+            float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+        )
+        items.append(Item(decision_id, offer, kind, value, get("occurred_at"), "event", get("id")))
+        owner[len(items) - 1] = get("customer_id")
+    if holders:
+        _invalidateafter_commit(session, holders)
+    if not items:
+        return 0
+    decisions = _decisions(session, {i.decision_id for i in items})
+    kept = []
+    for n, item in enumerate(items):
+        found = decisions.get(item.decision_id)
+        if found is None or found.customer_id != owner[n]:
+            continue
+        offer = found.offer(item.offer)
+        if offer is not None and not offer["nothing"]:
+            kept.append(item)
+    rows, duplicates = write(session, decisions, kept, utcnow(), on_timeline=False)
+    _rememberafter_commit(session, rows, decisions)
+    return len(kept) - duplicates
+
+
+def _decisions(session: Session, ids: set[uuid.UUID]) -> dict[uuid.UUID, DecisionRef]:
+    found: dict[uuid.UUID, DecisionRef] = {}
+    ordered = sorted(ids)
+    d = Decision
+    for i in range(0, len(ordered), CHUNK):
+        rows = session.execute(
+            select(d.id, d.customer_id, d.channel, d.offers, d.labels, d.control).where(
+                d.id.in_(ordered[i : i + CHUNK])
+            )
+        )
+        for row in rows:
+            found[row[0]] = DecisionRef(*row)
+    return found
+
+
+def write(
+    session: Session,
+    decisions: Mapping[uuid.UUID, DecisionRef],
+    items: list[Item],
+    now: datetime,
+    on_timeline: bool,
+    new_decision: bool = False,
+) -> tuple[list[ResponseRow], int]:
+    """Store responses once each; their outcomes (a show each, a win for a positive one);
+    and, for responses relata was told about directly, an event on the timeline."""
+    if not items:
+        return [], 0
+    responses, seen = [], set()
+    for item in items:
+        d = decisions[item.decision_id]
+        offer = d.offer(item.offer)
+        assert offer is not None
+        key = (item.decision_id, offer["offer_id"], item.kind)
+        if key in seen:
+            continue
+        seen.add(key)
+        responses.append((item, d, offer))
+    table = DecisionResponse.__table__
+    values = [
+        {
+            "decision_id": item.decision_id,
+            "offer_id": offer["offer_id"],
+            "customer_id": d.customer_id,
+            "origin_customer_id": d.customer_id,
+            "channel": d.channel,
+            "kind": item.kind,
+            "value": item.value,
+            "via": item.via,
+            "event_id": item.event_id,
+            "occurred_at": item.occurred_at,
+            "received_at": now,
+        }
+        for item, d, offer in responses
+    ]
+    if new_decision:
+        # The decision was made in this transaction: nothing can be a duplicate yet.
+        session.execute(table.insert(), values)
+        inserted = {(v["decision_id"], v["offer_id"], v["kind"]) for v in values}
+    else:
+        stmt = insert_ignoring_duplicates(session, table).returning(
+            table.c.decision_id, table.c.offer_id, table.c.kind
+        )
+        inserted = set(session.execute(stmt, values).all())
+    fresh = [r for r in responses if (r[0].decision_id, r[2]["offer_id"], r[0].kind) in inserted]
+    _outcomes(session, fresh)
+    if on_timeline:
+        timeline.add(
+            session,
+            [
+                (
+                    d.customer_id,
+                    EVENT_OF[item.kind],
+                    f"response:{item.decision_id}:{offer['offer_id']}:{item.kind}",
+                    {"decision_id": str(item.decision_id), "offer": offer["key"]},
+                )
+                for item, d, offer in fresh
+            ],
+        )
+    rows = [
+        ResponseRow(
+            str(item.decision_id),
+            offer["offer_id"],
+            offer["category"],
+            d.channel,
+            item.kind,
+            item.occurred_at,
+        )
+        for item, d, offer in fresh
+    ]
+    return rows, len(items) - len(fresh)
+
+
+def _outcomes(session: Session, fresh: list[tuple[Item, DecisionRef, dict[str, Any]]]) -> None:
+    rows = []
+    for item, d, offer in fresh:
+        kinds = ["show", "win"] if item.kind in POSITIVE else ["show"]
+        for kind in kinds:
+            rows.append(
+                {
+                    "decision_id": item.decision_id,
+                    "offer_id": offer["offer_id"],
+                    "kind": kind,
+                    "channel": d.channel,
+                    "control": d.control,
+                    "labels": d.labels,
+                    "cost": float(offer.get("cost") or 0.0) if kind == "win" else 0.0,
+                    "occurred_at": item.occurred_at,
+                    "folded": False,
+                }
+            )
+    if rows:
+        session.execute(insert_ignoring_duplicates(session, DecisionOutcome.__table__), rows)
+
+
+def _rememberafter_commit(
+    session: Session, rows: list[ResponseRow], decisions: Mapping[uuid.UUID, DecisionRef]
+) -> None:
+    engine = existing(session)
+    if engine is None or not rows:
+        return
+    by_customer: dict[int, list[ResponseRow]] = defaultdict(list)
+    for row in rows:
+        by_customer[decisions[uuid.UUID(row.decision_id)].customer_id].append(row)
+
+    def applied() -> None:
+        for customer_id, found in by_customer.items():
+            engine.remember(customer_id, found)
+
+    after_commit(session, applied)
+
+
+def _invalidateafter_commit(session: Session, customer_ids: set[int]) -> None:
+    engine = existing(session)
+    if engine is not None:
+        after_commit(session, lambda: engine.invalidate(customer_ids))

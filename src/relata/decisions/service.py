@@ -1,0 +1,282 @@
+"""Deciding: the decision, its log and its event; responses are in responses.py.
+
+Services take a session and flush; the caller owns the transaction. What a decision or
+response changes in this process's engine (a cached customer's impressions, the caps)
+is applied when the transaction commits, never for a transaction that rolled back.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from relata.config import Settings
+from relata.db import utcnow
+from relata.decisions import permission, responses, timeline
+from relata.decisions.decide import Outcome, Request
+from relata.decisions.engine import Engine
+from relata.decisions.features import ResponseRow
+from relata.decisions.models import Decision, new_decision_id
+from relata.decisions.responses import (  # the domain's public service, in one place
+    RESPONSE_EVENTS,
+    DecisionNotFound,
+    DecisionRef,
+    Item,
+    ResponseError,
+    after_commit,
+    parse_id,
+    record_responses,
+    responses_from_events,
+)
+from relata.decisions.schemas import ConsideredOffer, DecisionRead, DecisionRequest, OfferChoice
+from relata.decisions.writer import Writer
+from relata.identity import service as identity
+from relata.profiles.models import Customer
+
+__all__ = [
+    "RESPONSE_EVENTS",
+    "CustomerNotFound",
+    "DecisionNotFound",
+    "ResponseError",
+    "decide",
+    "parse_id",
+    "record_responses",
+    "responses_from_events",
+]
+
+DECISION_EVENT = "Decision Made"
+
+
+class CustomerNotFound(LookupError):
+    pass
+
+
+# --- deciding ------------------------------------------------------------------------------
+
+
+def decide(
+    session: Session,
+    engine: Engine,
+    settings: Settings,
+    request: DecisionRequest,
+    now: datetime | None = None,
+    record: bool = True,
+    writer: Writer | None = None,
+) -> DecisionRead:
+    """Decide, log the decision (and its impressions) and put it on the timeline.
+
+    The log goes into ``session``, or with a ``writer`` (the API) into the writer's next
+    group commit, waited for: then ``session`` only reads. ``record=False`` (the web
+    simulator, ``relata decide --dry-run``) only answers: nothing is written, shown or
+    counted; the decision id is empty.
+    """
+    now = now or utcnow()
+    permission.requirement(settings, request.channel)
+    customer_id = _customer(session, request, record, writer)
+    snap = engine.snapshot(session)
+    state = engine.customer(session, customer_id, now)
+    if state is None:
+        raise CustomerNotFound(f"customer {customer_id} cannot be decided for (erased?)")
+    block = permission.check(session, customer_id, request.channel, request.context, settings)
+    ask = Request(
+        request.channel,
+        request.placement,
+        request.context,
+        request.limit,
+        request.max_per_category,
+        request.explain,
+    )
+    outcome = engine.decide(snap, state, ask, now, block)
+    if not record:
+        return _read(None, customer_id, request, outcome, now)
+    decision_id = new_decision_id()
+    shown = request.impressions
+    if shown is None:
+        shown = settings.decision_auto_impressions
+    version = snap.catalogue.version
+
+    def log(into: Session) -> None:
+        rows = _log(into, decision_id, customer_id, request, outcome, version, now, shown)
+
+        def applied() -> None:
+            engine.remember(customer_id, rows)
+            if shown:
+                engine.count(outcome, request.channel)
+
+        after_commit(into, applied)
+
+    if writer is None:
+        log(session)
+    else:
+        # Everything is read: give the connection back while the writer commits, or a busy
+        # server's requests would hold the pool waiting for a writer that needs one too.
+        session.rollback()
+        writer.run(log)
+    return _read(decision_id, customer_id, request, outcome, now)
+
+
+def _customer(
+    session: Session, request: DecisionRequest, create: bool, writer: Writer | None
+) -> int:
+    """The active customer asked about; a new anonymous visitor gets a profile (if ``create``).
+
+    One primary-key read of two columns in the common case (an active customer).
+    """
+    aid = request.anonymous_id
+    if aid is not None:
+        owners = identity.owners_of(session, [("anonymous_id", aid)]).get(("anonymous_id", aid))
+        if owners:
+            return identity.resolve_id(session, min(owners))
+        if not create:
+            raise CustomerNotFound(f"no visitor with anonymous id {aid[:64]!r}")
+        if writer is not None:
+            created = writer.run(lambda s: identity.anonymous_profiles(s, [aid])[aid])
+            # A new read transaction sees the profile just committed (SQLite reads from the
+            # snapshot its transaction began with).
+            session.rollback()
+            return created
+        return identity.anonymous_profiles(session, [aid])[aid]
+    cid = request.customer_id
+    assert cid is not None
+    row = session.execute(
+        select(Customer.status, Customer.merged_into_id).where(Customer.id == cid)
+    ).first()
+    if row is not None and row.merged_into_id is not None:
+        cid = identity.resolve_id(session, cid)
+        row = session.execute(select(Customer.status).where(Customer.id == cid)).first()
+    if row is None:
+        raise CustomerNotFound(f"no customer with id {request.customer_id}")
+    if row[0] != "active":
+        raise CustomerNotFound(f"customer {request.customer_id} is {row[0]}")
+    return cid
+
+
+def _log(
+    session: Session,
+    decision_id: uuid.UUID,
+    customer_id: int,
+    request: DecisionRequest,
+    outcome: Outcome,
+    catalogue_version: int,
+    now: datetime,
+    shown: bool,
+) -> list[ResponseRow]:
+    offers = [
+        {
+            "offer_id": c.offer.id,
+            "key": c.offer.key,
+            "version": c.offer.version,
+            "category": c.offer.category,
+            "cost": c.offer.cost,
+            "nothing": c.offer.is_nothing,
+            "rank": c.rank,
+            "priority": c.priority,
+            "propensity": c.propensity,
+            "sampled": c.sampled,
+            "parts": c.parts,
+            "features": c.features,
+            "reason": c.reason,
+            "logging_propensity": c.logging_propensity,
+        }
+        for c in outcome.chosen
+    ]
+    session.execute(
+        Decision.__table__.insert(),
+        [
+            {
+                "id": decision_id,
+                "customer_id": customer_id,
+                "origin_customer_id": customer_id,
+                "anonymous_id": request.anonymous_id,
+                "channel": request.channel,
+                "placement": request.placement,
+                "context": request.context,
+                "control": outcome.control,
+                "offers": offers,
+                "labels": outcome.labels,
+                "considered": len(outcome.considered) or outcome.eligible,
+                "excluded": outcome.excluded,
+                "blocked": outcome.blocked.detail[:200] if outcome.blocked else None,
+                "catalogue_version": catalogue_version,
+                "created_at": now,
+            }
+        ],
+    )
+    properties = {
+        "decision_id": str(decision_id),
+        "channel": request.channel,
+        "placement": request.placement,
+        "offers": [c.offer.key for c in outcome.chosen],
+        "control": outcome.control,
+    }
+    if outcome.blocked:
+        properties["blocked"] = outcome.blocked.detail
+    timeline.add(session, [(customer_id, DECISION_EVENT, f"decision:{decision_id}", properties)])
+    if not shown:
+        return []
+    shows = [o for o in offers if not o["nothing"]]
+    items = [
+        Item(decision_id, o["offer_id"], "impression", None, now, "decision", None) for o in shows
+    ]
+    decision = DecisionRef(
+        decision_id, customer_id, request.channel, offers, outcome.labels, outcome.control
+    )
+    return responses.write(session, {decision_id: decision}, items, now, False, new_decision=True)[
+        0
+    ]
+
+
+def _read(
+    decision_id: uuid.UUID | None,
+    customer_id: int,
+    request: DecisionRequest,
+    outcome: Outcome,
+    now: datetime,
+) -> DecisionRead:
+    explain = request.explain
+    return DecisionRead(
+        decision_id=str(decision_id) if decision_id else "",
+        customer_id=customer_id,
+        channel=request.channel,
+        placement=request.placement,
+        control=outcome.control,
+        offers=[
+            OfferChoice(
+                offer_id=c.offer.id,
+                key=c.offer.key,
+                name=c.offer.name,
+                kind=c.offer.kind,
+                category=c.offer.category,
+                template=c.offer.template,
+                rank=c.rank,
+                score=round(c.priority, 6),
+                propensity=round(c.propensity, 6),
+                reason=c.reason,
+                parts=c.parts if explain else None,
+            )
+            for c in outcome.chosen
+        ],
+        blocked=outcome.blocked.detail if outcome.blocked else None,
+        eligible=outcome.eligible,
+        excluded=outcome.excluded,
+        learning_cells=outcome.labels[1:] if explain else None,
+        considered=[
+            ConsideredOffer(
+                offer_id=c.offer.id,
+                key=c.offer.key,
+                status=c.status,
+                code=c.code,
+                detail=c.detail,
+                propensity=None if c.propensity is None else round(c.propensity, 6),
+                score=None if c.priority is None else round(c.priority, 6),
+                parts=c.parts,
+            )
+            for c in outcome.considered
+        ]
+        if explain
+        else None,
+        created_at=now,
+    )

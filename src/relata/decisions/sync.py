@@ -1,0 +1,227 @@
+"""Learning across processes: outcomes are folded into shared counts; engines poll a version.
+
+Every API process writes decisions and responses to append-only tables, among them one
+``decision_outcomes`` row per show and per win. ``fold`` (a background thread in each
+server process, and ``relata decisions train``) takes the unfolded rows, adds them to
+``decision_stats`` (bandit counts per offer and cell, decayed) and ``decision_usage``
+(exact counts per offer/channel and day, for caps and reports), marks them folded and
+bumps ``decision_state.stats_version``. Only one process folds at a time (an advisory
+lock on PostgreSQL, the write lock on SQLite); a fold is a sum, so order never matters.
+
+Engines poll ``decision_state`` (one primary-key read) at most every
+``RELATA_DECISION_SYNC_SECONDS`` and reload what changed: the catalogue when
+``catalogue_version`` moved, the counts written since their last version when
+``stats_version`` moved, the model when ``model_id`` moved. So a response reaches every
+process's model within fold interval + sync interval (2 s by default), and an offer change
+within the sync interval. Polling was chosen over LISTEN/NOTIFY because it works the
+same on SQLite and through connection poolers, and costs one indexed read a second.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy.orm import Session
+
+from relata.db import utcnow
+from relata.decisions.bandit import cell_key
+from relata.decisions.loader import STATE_ID, decay_factor
+from relata.decisions.models import DecisionOutcome, DecisionStat, DecisionState, DecisionUsage
+from relata.segments.rules.timing import BERLIN
+
+FOLD_LOCK = 0x5245_4C41_4446  # "RELADF": the advisory lock key of the fold on PostgreSQL
+CHUNK = 500
+
+
+def bump(
+    session: Session, *, catalogue: bool = False, stats: bool = False, model_id: int | None = None
+) -> int:
+    """Advance the versions engines poll; returns the new stats version."""
+    _ensure_state(session)
+    values: dict[str, object] = {"updated_at": utcnow()}
+    if catalogue:
+        values["catalogue_version"] = DecisionState.catalogue_version + 1
+    if stats:
+        values["stats_version"] = DecisionState.stats_version + 1
+    if model_id is not None:
+        values["model_id"] = model_id
+    session.execute(update(DecisionState).where(DecisionState.id == STATE_ID).values(**values))
+    return session.execute(
+        select(DecisionState.stats_version).where(DecisionState.id == STATE_ID)
+    ).scalar_one()
+
+
+def _ensure_state(session: Session) -> None:
+    exists = session.execute(select(DecisionState.id).where(DecisionState.id == STATE_ID)).first()
+    if exists is None:
+        from relata.db import insert_ignoring_duplicates
+
+        session.execute(
+            insert_ignoring_duplicates(session, DecisionState.__table__),
+            [{"id": STATE_ID, "catalogue_version": 0, "stats_version": 0, "updated_at": utcnow()}],
+        )
+
+
+def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
+    """Add up to ``limit`` unfolded outcomes to counts and usage; returns how many."""
+    if session.get_bind().dialect.name == "postgresql":
+        locked = session.execute(text("SELECT pg_try_advisory_xact_lock(:k)"), {"k": FOLD_LOCK})
+        if not locked.scalar():
+            return 0  # another process is folding right now
+    o = DecisionOutcome
+    rows = session.execute(
+        select(
+            o.id,
+            o.offer_id,
+            o.kind,
+            o.channel,
+            o.control,
+            o.labels,
+            o.cost,
+            o.occurred_at,
+        )
+        .where(o.folded.is_(False))
+        .order_by(o.id)
+        .limit(limit)
+    ).all()
+    if not rows:
+        return 0
+    now = time.time()
+    counts: dict[tuple[int, int], list] = {}
+    usage: dict[tuple[str, object, bool], list[float]] = defaultdict(lambda: [0, 0, 0.0])
+    keys: dict[str, int] = {}
+    for _, offer_id, kind, channel, control, labels, cost, at in rows:
+        weight = float(decay_factor(at.timestamp(), now, half_life_days))
+        win = kind == "win"
+        for label in labels:
+            cell = keys.get(label)
+            if cell is None:
+                cell = keys[label] = cell_key(label)
+            entry = counts.setdefault((offer_id, cell), [0.0, 0.0, label])
+            entry[1 if win else 0] += weight
+        day = _day(at)
+        offer_usage = usage[(f"offer:{offer_id}", day, control)]
+        if win:
+            offer_usage[1] += 1
+            offer_usage[2] += cost
+        else:
+            offer_usage[0] += 1
+            usage[(f"channel:{channel}", day, control)][0] += 1
+    version = bump(session, stats=True)
+    _write_stats(session, counts, now, half_life_days, version)
+    _write_usage(session, usage)
+    ids = [r[0] for r in rows]
+    for i in range(0, len(ids), CHUNK):
+        session.execute(update(o).where(o.id.in_(ids[i : i + CHUNK])).values(folded=True))
+    return len(rows)
+
+
+def _day(at: datetime) -> object:
+    # Days are relata's local days (Europe/Berlin), like the caps that count them.
+    return at.astimezone(BERLIN).date()
+
+
+def _write_stats(
+    session: Session,
+    counts: dict[tuple[int, int], list],
+    now: float,
+    half_life_days: float,
+    version: int,
+) -> None:
+    existing = _existing(session, counts)
+    inserts, updates = [], []
+    for key in sorted(counts):
+        shows, wins, label = counts[key]
+        if key in existing:
+            old_shows, old_wins, old_at = existing[key]
+            factor = float(decay_factor(old_at, now, half_life_days))
+            updates.append(
+                {
+                    "k_offer": key[0],
+                    "k_cell": key[1],
+                    "shows": old_shows * factor + shows,
+                    "wins": old_wins * factor + wins,
+                    "at": now,
+                    "version": version,
+                }
+            )
+        else:
+            inserts.append(
+                {
+                    "offer_id": key[0],
+                    "cell": key[1],
+                    "label": label[:300],
+                    "shows": shows,
+                    "wins": wins,
+                    "at": now,
+                    "version": version,
+                }
+            )
+    table = DecisionStat.__table__
+    if inserts:
+        session.execute(table.insert(), inserts)
+    if updates:
+        by_key = table.update().where(
+            table.c.offer_id == bindparam("k_offer"), table.c.cell == bindparam("k_cell")
+        )
+        session.execute(by_key, updates)
+
+
+def _existing(
+    session: Session, counts: dict[tuple[int, int], list]
+) -> dict[tuple[int, int], tuple[float, float, float]]:
+    """The stored counts of these keys, one query an offer: an index seek on the primary key
+    (SQLite scans the table for a row-value IN)."""
+    cells: dict[int, list[int]] = defaultdict(list)
+    for offer_id, cell in counts:
+        cells[offer_id].append(cell)
+    s = DecisionStat
+    found: dict[tuple[int, int], tuple[float, float, float]] = {}
+    for offer_id, wanted in sorted(cells.items()):
+        for chunk in _chunks(sorted(wanted)):
+            rows = session.execute(
+                select(s.cell, s.shows, s.wins, s.at).where(
+                    s.offer_id == offer_id, s.cell.in_(chunk)
+                )
+            )
+            found.update(((offer_id, cell), (sh, w, at)) for cell, sh, w, at in rows)
+    return found
+
+
+def _write_usage(session: Session, usage: dict[tuple[str, object, bool], list[float]]) -> None:
+    if not usage:
+        return
+    table = DecisionUsage.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = insert(table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["scope", "day", "control"],
+        set_={
+            "shows": table.c.shows + stmt.excluded.shows,
+            "wins": table.c.wins + stmt.excluded.wins,
+            "spent": table.c.spent + stmt.excluded.spent,
+        },
+    )
+    rows = [
+        {"scope": scope, "day": day, "control": control, "shows": v[0], "wins": v[1], "spent": v[2]}
+        for (scope, day, control), v in sorted(usage.items(), key=lambda kv: kv[0][:2])
+    ]
+    session.execute(stmt, rows)
+
+
+def _chunks(keys: list) -> Iterable[list]:
+    for i in range(0, len(keys), CHUNK):
+        yield keys[i : i + CHUNK]
+
+
+def pending(session: Session) -> int:
+    """Outcomes not folded yet (for status displays and tests)."""
+    o = DecisionOutcome
+    return session.execute(select(func.count()).where(o.folded.is_(False))).scalar_one()

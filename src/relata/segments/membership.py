@@ -1,0 +1,316 @@
+"""Who is in which segment since when, and the "Segment Entered"/"Segment Left" events.
+
+Two ways in, one result:
+
+- ``refresh`` (batch): the SQL compiler selects every member; the difference to the open
+  stays becomes entries and exits. Run it when time alone moves people (a purchase
+  leaving the 90-day window) and after a segment is saved.
+- ``reevaluate`` (live): after an event or a profile change, the affected customers are
+  loaded and every segment's Python closure decides, at once.
+
+A stay is a row in ``segment_memberships``; entering and leaving each write a system event
+on the customer's timeline (message id ``segment-entered:<stay>``/``segment-left:<stay>``,
+so a stay's events are written once), for journeys to react to.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import bindparam, select, update
+from sqlalchemy.orm import Session
+
+from relata.db import allocate_ids, bulk_insert, lock_keys, utcnow
+from relata.events.models import Event
+from relata.ingest.sources import system_source
+from relata.segments import service
+from relata.segments.compile_py import Compiled, Context, compile_rule
+from relata.segments.fields import REGISTRY
+from relata.segments.loader import Needs, load_profiles, needs_of
+from relata.segments.models import Segment, SegmentMembership
+from relata.segments.rules import from_json
+from relata.segments.rules.ast import Node
+
+ENTERED, LEFT = "Segment Entered", "Segment Left"
+CHUNK = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Refreshed:
+    segment: str
+    members: int
+    entered: int
+    left: int
+
+
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a live re-evaluation changed: (segment name, customer id) pairs."""
+
+    entered: list[tuple[str, int]] = field(default_factory=list)
+    left: list[tuple[str, int]] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class _Stay:
+    id: int
+    segment_id: int
+    customer_id: int
+
+
+# --- batch -----------------------------------------------------------------------------------
+
+
+def refresh(
+    session: Session, names: Sequence[str] | None = None, now: datetime | None = None
+) -> list[Refreshed]:
+    """Materialise membership of the named segments (all if None) for every customer."""
+    now = now or utcnow()
+    stmt = select(Segment).order_by(Segment.id)
+    if names is not None:
+        missing = sorted(set(names) - set(session.scalars(select(Segment.name))))
+        if missing:
+            raise service.SegmentNotFound(f"no segment {missing[0]!r}")
+        stmt = stmt.where(Segment.name.in_(names))
+    done = []
+    for segment in session.scalars(stmt).all():
+        # One writer of a segment's stays at a time (live re-evaluation takes it too).
+        lock_keys(session, [f"segment:{segment.id}"])
+        rule = service.compiled(session, from_json(segment.rule), now, segment.name)
+        members = set(session.scalars(rule.members()))
+        open_stays = dict(
+            session.execute(
+                select(SegmentMembership.customer_id, SegmentMembership.id).where(
+                    SegmentMembership.segment_id == segment.id,
+                    SegmentMembership.left_at.is_(None),
+                )
+            ).all()
+        )
+        entering = sorted(members - open_stays.keys())
+        leaving = [
+            _Stay(open_stays[cid], segment.id, cid) for cid in sorted(open_stays.keys() - members)
+        ]
+        stays = _bulk_enter(session, segment, entering, now)
+        _close(session, [s.id for s in leaving], now)
+        names_by_id = {segment.id: (segment.name, segment.version)}
+        _events(session, stays, leaving, names_by_id, now)
+        segment.refreshed_at = now
+        done.append(Refreshed(segment.name, len(members), len(entering), len(leaving)))
+    session.flush()
+    return done
+
+
+def _bulk_enter(
+    session: Session, segment: Segment, customer_ids: list[int], now: datetime
+) -> list[_Stay]:
+    table = SegmentMembership.__table__
+    ids = allocate_ids(session, table, len(customer_ids))  # type: ignore[arg-type]
+    columns = ["id", "segment_id", "customer_id", "version", "entered_at"]
+    rows = [
+        (i, segment.id, cid, segment.version, now) for i, cid in zip(ids, customer_ids, strict=True)
+    ]
+    bulk_insert(session, table, columns, rows)  # type: ignore[arg-type]
+    return [_Stay(i, segment.id, cid) for i, cid in zip(ids, customer_ids, strict=True)]
+
+
+def _close(session: Session, stay_ids: list[int], now: datetime) -> None:
+    for i in range(0, len(stay_ids), CHUNK):
+        session.execute(
+            update(SegmentMembership)
+            .where(SegmentMembership.id.in_(stay_ids[i : i + CHUNK]))
+            .values(left_at=now)
+        )
+
+
+def _events(
+    session: Session,
+    entered: Sequence[_Stay],
+    left: Sequence[_Stay],
+    segments: dict[int, tuple[str, int]],
+    now: datetime,
+) -> None:
+    if not entered and not left:
+        return
+    source_id = system_source(session).id
+    rows: list[tuple[Any, ...]] = []
+    for name, prefix, stays in (
+        (ENTERED, "segment-entered", entered),
+        (LEFT, "segment-left", left),
+    ):
+        for stay in stays:
+            segment, version = segments[stay.segment_id]
+            properties = {"segment": segment, "segment_id": stay.segment_id, "version": version}
+            message = f"{prefix}:{stay.id}"
+            cid = stay.customer_id
+            rows.append((source_id, message, cid, cid, "system", name, properties, {}, now, now))
+    table = Event.__table__
+    ids = allocate_ids(session, table, len(rows))  # type: ignore[arg-type]
+    columns = [
+        "id",
+        "source_id",
+        "message_id",
+        "customer_id",
+        "origin_customer_id",
+        "type",
+        "name",
+        "properties",
+        "context",
+        "occurred_at",
+        "received_at",
+    ]
+    bulk_insert(
+        session,
+        table,  # type: ignore[arg-type]
+        columns,
+        [(i, *row) for i, row in zip(ids, rows, strict=True)],
+    )
+
+
+# --- live ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Live:
+    key: tuple[Any, ...]
+    segments: list[tuple[int, str, int, Compiled]]  # id, name, version, closure
+    nodes: list[Node]
+    needs_by_day: dict[date, Needs] = field(default_factory=dict)
+
+    def needs(self, now: datetime) -> Needs:
+        """What to load, worked out once a day: from that day's first moment every window
+        starts no later than it does now, so the rows loaded are a superset."""
+        day = now.astimezone(UTC).date()
+        found = self.needs_by_day.get(day)
+        if found is None:
+            start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+            found = self.needs_by_day[day] = needs_of(self.nodes, REGISTRY, start)
+        return found
+
+
+_S = Segment.__table__
+_VERSIONS = select(_S.c.id, _S.c.name, _S.c.version, _S.c.updated_at).order_by(_S.c.id)
+_M = SegmentMembership.__table__
+_OPEN = select(_M.c.segment_id, _M.c.customer_id, _M.c.id).where(
+    _M.c.customer_id.in_(bindparam("ids", expanding=True)), _M.c.left_at.is_(None)
+)
+_cache: dict[str, _Live] = {}
+_cache_lock = threading.Lock()
+
+
+def _live(session: Session) -> _Live:
+    """Every segment compiled for Python; compiled again only when one changed."""
+    rows = session.connection().execute(_VERSIONS).all()
+    key = tuple(tuple(r) for r in rows)
+    url = str(session.get_bind().engine.url)
+    found = _cache.get(url)
+    if found is not None and found.key == key:
+        return found
+    known = service.rules(session)
+    compiled = [
+        (sid, name, version, compile_rule(known[name], REGISTRY, known.__getitem__, name))
+        for sid, name, version, _ in rows
+        if name in known
+    ]
+    live = _Live(key, compiled, list(known.values()))
+    with _cache_lock:
+        _cache[url] = live
+    return live
+
+
+def reevaluate(
+    session: Session, customer_ids: Iterable[int], now: datetime | None = None
+) -> Changes:
+    """Decide the affected customers' memberships of every segment now (Python compiler).
+
+    Call it in the transaction that changed them: after events are stored and after
+    records are upserted, with the customers they touched. Customers no longer active
+    (merged away) leave every segment; their survivor is evaluated when passed in.
+    """
+    ids = sorted(set(customer_ids))
+    if not ids:
+        return Changes()
+    live = _live(session)
+    if not live.segments:
+        return Changes()
+    now = now or utcnow()
+    profiles = load_profiles(session, ids, live.needs(now))
+    current = _open_stays(session, ids)
+    ctx = Context(now)
+    entering: list[tuple[int, int]] = []
+    leaving: list[tuple[int, int]] = []  # (segment, stay)
+    for cid in ids:
+        profile = profiles.get(cid)
+        for sid, _, _, rule in live.segments:
+            inside = profile is not None and rule(profile, ctx)
+            stay = current.get((sid, cid))
+            if inside and stay is None:
+                entering.append((sid, cid))
+            elif not inside and stay is not None:
+                leaving.append((sid, stay))
+    if not entering and not leaving:
+        return Changes()
+    meta = {sid: (name, version) for sid, name, version, _ in live.segments}
+    # The segments' locks, in one sorted call, as refresh takes them: no deadlock.
+    lock_keys(session, [f"segment:{sid}" for sid, _ in (*entering, *leaving)])
+    entered = _enter(session, entering, meta, now)
+    left = _leave(session, [stay for _, stay in leaving], now)
+    _events(session, entered, left, meta, now)
+    return Changes(
+        [(meta[s.segment_id][0], s.customer_id) for s in entered],
+        [(meta[s.segment_id][0], s.customer_id) for s in left],
+    )
+
+
+def _open_stays(session: Session, ids: list[int]) -> dict[tuple[int, int], int]:
+    found: dict[tuple[int, int], int] = {}
+    conn = session.connection()
+    for i in range(0, len(ids), CHUNK):
+        rows = conn.execute(_OPEN, {"ids": ids[i : i + CHUNK]})
+        found.update(((sid, cid), stay) for sid, cid, stay in rows)
+    return found
+
+
+def _enter(
+    session: Session,
+    pairs: list[tuple[int, int]],
+    meta: dict[int, tuple[str, int]],
+    now: datetime,
+) -> list[_Stay]:
+    """New stays; one that a concurrent writer opened already is skipped, not doubled."""
+    if not pairs:
+        return []
+    table = SegmentMembership.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    stmt = (
+        insert(table)
+        .on_conflict_do_nothing(
+            index_elements=["segment_id", "customer_id"], index_where=table.c.left_at.is_(None)
+        )
+        .returning(table.c.id, table.c.segment_id, table.c.customer_id)
+    )
+    rows = [
+        {"segment_id": sid, "customer_id": cid, "version": meta[sid][1], "entered_at": now}
+        for sid, cid in pairs
+    ]
+    result = session.execute(stmt, rows)
+    return sorted(_Stay(*r) for r in result)
+
+
+def _leave(session: Session, stay_ids: list[int], now: datetime) -> list[_Stay]:
+    if not stay_ids:
+        return []
+    table = SegmentMembership.__table__
+    result = session.execute(
+        update(table)
+        .where(table.c.id.in_(stay_ids), table.c.left_at.is_(None))
+        .values(left_at=now)
+        .returning(table.c.id, table.c.segment_id, table.c.customer_id)
+    )
+    return sorted(_Stay(*r) for r in result)

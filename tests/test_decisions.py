@@ -1,0 +1,548 @@
+"""POST /v1/decisions and responses on both databases: consent, policies, learning, the log."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from relata.config import Settings
+from relata.consent import service as consent
+from relata.db import Database
+from relata.decisions import service, sync
+from relata.decisions.engine import Engine, engine_for
+from relata.decisions.models import Decision, DecisionOutcome, DecisionResponse, DecisionStat
+from relata.events.models import Event
+from tests.helpers import make_source, put, rec
+
+
+@pytest.fixture
+def settings(db: Database) -> Settings:
+    # No background fold and no control group: each test folds and syncs when it wants.
+    return Settings(
+        database_url=db.url,
+        decision_fold_seconds=0,
+        decision_sync_seconds=0,
+        decision_control_share=0,
+    )
+
+
+def person(db, settings, key="K1", **fields) -> int:
+    make_source(db, "shop") if not _has_source(db) else None
+    data = {"first_name": "Eva", "last_name": "Berg", "email": f"{key.lower()}@example.de"}
+    return put(db, settings, "shop", rec(key, **{**data, **fields})).customer_of[key]
+
+
+def _has_source(db) -> bool:
+    from relata.ingest.sources import get_source
+
+    with db.session(write=False) as s:
+        return get_source(s, "shop") is not None
+
+
+def grant(db, settings, customer_id, purpose="personalisation", channel="web", action="grant"):
+    with db.session() as s:
+        consent.record(s, settings, customer_id, purpose, channel, action, via="api")
+
+
+def offer(client, key, expect=201, **kw):
+    body = {"key": key, "name": key.title(), "channels": ["web"], "value": 10, **kw}
+    r = client.post("/v1/offers", json=body)
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+def decide(client, expect=200, **kw):
+    r = client.post("/v1/decisions", json=kw)
+    assert r.status_code == expect, r.text
+    return r.json()
+
+
+def keys(decision) -> list[str]:
+    return [o["key"] for o in decision["offers"]]
+
+
+@pytest.fixture
+def eva(db, settings) -> int:
+    cid = person(db, settings, birth_date="1980-04-02")
+    grant(db, settings, cid)
+    return cid
+
+
+def test_a_decision_is_made_within_consent(client, db, settings):
+    cid = person(db, settings)
+    offer(client, "shoes")
+    refused = decide(client, customer_id=cid, channel="web")
+    assert refused["offers"] == [] and refused["excluded"] == {"consent": 1}
+    assert refused["blocked"] == "no personalisation consent on web"
+    grant(db, settings, cid)
+    made = decide(client, customer_id=cid, channel="web")
+    assert keys(made) == ["shoes"] and made["offers"][0]["reason"]
+    # E-mail is marketing, and that consent is a different one.
+    assert decide(client, customer_id=cid, channel="email")["blocked"]
+    grant(db, settings, cid, "personalisation", "web", "revoke")
+    assert decide(client, customer_id=cid, channel="web")["blocked"]
+
+
+def test_an_anonymous_visitor_follows_the_cookie_banner(client, db):
+    offer(client, "banner", kind="banner")
+    yes = {"consent": {"categoryPreferences": {"Personalisation": True}}}
+    no = {"consent": {"categoryPreferences": {"Personalisation": False}}}
+    first = decide(client, anonymous_id="visitor-1", channel="web", context=yes)
+    assert keys(first) == ["banner"]
+    again = decide(client, anonymous_id="visitor-1", channel="web", context=no)
+    assert again["customer_id"] == first["customer_id"] and again["blocked"]
+    assert decide(client, anonymous_id="visitor-2", channel="web")["blocked"]
+
+
+def test_explain_lists_every_offer_with_its_reason(client, db, settings, eva):
+    offer(client, "a", rule="age > 60")
+    offer(client, "b", channels=["email"])
+    offer(client, "c", status="paused")
+    offer(client, "d", category="shoes")
+    found = decide(client, customer_id=eva, channel="web", explain=True, limit=3)
+    by_key = {c["key"]: c for c in found["considered"]}
+    assert by_key["a"]["code"] == "rule" and by_key["a"]["detail"] == "age > 60"
+    assert by_key["b"]["code"] == "channel"
+    assert by_key["c"]["code"] == "not_live"
+    assert by_key["d"]["status"] == "chosen"
+    parts = found["offers"][0]["parts"]
+    assert set(parts) == {"base", "context", "own", "similar", "history", "exploration"}
+    assert found["excluded"] == {"rule": 1, "channel": 1, "not_live": 1}
+    assert found["learning_cells"][0] == "channel=web"
+    plain = decide(client, customer_id=eva, channel="web")
+    assert "considered" not in plain and "parts" not in plain["offers"][0]
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"customer_id": 999999, "channel": "web"}, 404, "no customer with id 999999"),
+        ({"customer_id": 1, "channel": "fax"}, 422, "unknown channel 'fax'"),
+        ({"customer_id": 1, "channel": "web", "context": {"a": {"b": 1}}}, 422, "context"),
+        ({"customer_id": 1, "channel": "web", "context": [1]}, 422, "context"),
+        ({"customer_id": 1, "anonymous_id": "x", "channel": "web"}, 422, "either"),
+        ({"channel": "web"}, 422, "either"),
+        ({"customer_id": 1, "channel": "web", "limit": 0}, 422, "limit"),
+        ({"customer_id": 0, "channel": "web"}, 422, "customer_id"),
+        ({"customer_id": 1, "channel": "web", "extra": 1}, 422, "extra"),
+    ],
+)
+def test_bad_decision_requests_are_answered_with_a_clear_4xx(
+    client, db, settings, body, status, message
+):
+    person(db, settings)
+    r = client.post("/v1/decisions", json=body)
+    assert r.status_code == status, r.text
+    assert message in r.json()["detail"]
+
+
+def test_responses_are_checked_and_stored_once(client, db, settings, eva):
+    offer(client, "shoes")
+    offer(client, "bag")
+    made = decide(client, customer_id=eva, channel="web")
+    did, shown = made["decision_id"], made["offers"][0]["key"]
+    other = "bag" if shown == "shoes" else "shoes"
+    url = f"/v1/decisions/{did}/responses"
+    assert client.post(url, json={"offer": shown, "type": "click"}).json() == {
+        "recorded": 1,
+        "duplicates": 0,
+    }
+    assert client.post(url, json={"offer": shown, "type": "click"}).json()["duplicates"] == 1
+    r = client.post(url, json={"offer": other, "type": "accept"})
+    assert r.status_code == 422 and "was not offered" in r.json()["detail"]
+    r = client.post(url, json={"offer": shown, "type": "love"})
+    assert r.status_code == 422
+    r = client.post(
+        "/v1/decisions/0190d0c8-0000-7000-8000-000000000000/responses",
+        json={"offer": shown, "type": "click"},
+    )
+    assert r.status_code == 404 and "no decision" in r.json()["detail"]
+    assert (
+        client.post(
+            "/v1/decisions/nonsense/responses", json={"offer": shown, "type": "click"}
+        ).status_code
+        == 404
+    )
+    batch = [{"decision_id": did, "offer": shown, "type": "convert", "value": 49.9}]
+    assert client.post("/v1/decision-responses", json={"responses": batch}).status_code == 201
+    got = client.get(f"/v1/decisions/{did}").json()
+    assert [r["type"] for r in got["responses"]] == ["impression", "click", "convert"]
+    with db.session(write=False) as s:
+        outcomes = s.execute(select(DecisionOutcome.kind).order_by(DecisionOutcome.id)).all()
+    # One show and one win, however many positive responses.
+    assert [o[0] for o in outcomes] == ["show", "win"]
+
+
+def test_decisions_and_responses_are_on_the_timeline(client, db, settings, eva):
+    offer(client, "shoes")
+    made = decide(client, customer_id=eva, channel="web")
+    client.post(
+        f"/v1/decisions/{made['decision_id']}/responses", json={"offer": "shoes", "type": "accept"}
+    )
+    view = client.get(f"/v1/customers/{eva}").json()
+    names = [e["name"] for e in view["timeline"]["events"]]
+    assert "Decision Made" in names and "Offer Accepted" in names
+    made_event = next(e for e in view["timeline"]["events"] if e["name"] == "Decision Made")
+    assert made_event["properties"]["decision_id"] == made["decision_id"]
+    assert made_event["properties"]["offers"] == ["shoes"]
+
+
+def test_learning_from_responses_moves_the_scores(client, db, settings, eva):
+    offer(client, "liked", max_impressions=None)
+    offer(client, "ignored", max_impressions=None)
+    for _ in range(30):
+        made = decide(client, customer_id=eva, channel="web", limit=2, explain=True)
+        client.post(
+            f"/v1/decisions/{made['decision_id']}/responses",
+            json={"offer": "liked", "type": "accept"},
+        )
+    with db.session() as s:
+        assert sync.fold(s, settings.decision_half_life_days) > 0
+    with db.session(write=False) as s:
+        wins = dict(
+            s.execute(
+                select(DecisionStat.offer_id, DecisionStat.wins).where(DecisionStat.cell == 0)
+            ).all()
+        )
+    assert sorted(wins.values()) == [0.0, pytest.approx(30, rel=0.01)]
+    found = decide(client, customer_id=eva, channel="web", limit=2, explain=True)
+    by_key = {c["key"]: c for c in found["considered"]}
+    assert by_key["liked"]["propensity"] > 0.5 > 0.1 > by_key["ignored"]["propensity"]
+    assert keys(found)[0] == "liked"
+
+
+def test_a_frequency_cap_holds_across_decisions_and_processes(client, db, settings, eva):
+    grant(db, settings, eva, "marketing", "email")
+    offer(client, "newsletter", channels=["email"])
+    r = client.post(
+        "/v1/contact-policies",
+        json={
+            "name": "email-weekly",
+            "kind": "frequency",
+            "channels": ["email"],
+            "max_count": 1,
+            "window_days": 7,
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert keys(decide(client, customer_id=eva, channel="email")) == ["newsletter"]
+    second = decide(client, customer_id=eva, channel="email")
+    assert second["offers"] == [] and "email-weekly" in second["blocked"]
+    # Another process (a fresh engine) reads the contact from the log.
+    other = Engine(settings)
+    with db.session() as s:
+        from relata.decisions.schemas import DecisionRequest
+
+        again = service.decide(
+            s, other, settings, DecisionRequest(customer_id=eva, channel="email")
+        )
+    assert again.blocked and "email-weekly" in again.blocked
+
+
+def test_a_signed_contract_suppresses_the_offer_on_every_channel(client, db, settings, eva):
+    grant(db, settings, eva, "personalisation", "phone")
+    offer(
+        client,
+        "mortgage",
+        channels=["web", "hotline"],
+        category="mortgages",
+        product_id="mortgage-10y",
+        suppress_held="category",
+        value=900,
+    )
+    assert keys(decide(client, customer_id=eva, channel="hotline")) == ["mortgage"]
+    r = client.post(
+        "/v1/events",
+        json={
+            "type": "track",
+            "userId": "K1",
+            "event": "Contract Signed",
+            "source": "shop",
+            "properties": {
+                "contract_id": "M-1",
+                "product_id": "mortgage-5y",
+                "category": "mortgages",
+            },
+        },
+    )
+    assert r.status_code == 202, r.text
+    # Until events/service calls responses_from_events, the cache is refreshed here.
+    with db.session() as s:
+        stored = s.execute(select(Event).where(Event.name == "Contract Signed")).scalars().all()
+        service.responses_from_events(s, stored)
+    for channel in ("web", "hotline"):
+        found = decide(client, customer_id=eva, channel=channel, explain=True)
+        assert found["offers"] == []
+        assert found["considered"][0]["code"] == "held", channel
+
+
+def test_responses_through_the_event_api(client, db, settings, eva):
+    other = person(db, settings, "K2")
+    offer(client, "shoes")
+    made = decide(client, customer_id=eva, channel="web")
+    did = made["decision_id"]
+    events = [
+        {
+            "type": "track",
+            "userId": "K1",
+            "event": "Offer Accepted",
+            "source": "shop",
+            "messageId": "m1",
+            "properties": {"decision_id": did, "offer": "shoes"},
+        },
+        # Another customer cannot answer Eva's decision; a wrong id is no response.
+        {
+            "type": "track",
+            "userId": "K2",
+            "event": "Offer Rejected",
+            "source": "shop",
+            "messageId": "m2",
+            "properties": {"decision_id": did, "offer": "shoes"},
+        },
+        {
+            "type": "track",
+            "userId": "K1",
+            "event": "Offer Clicked",
+            "source": "shop",
+            "messageId": "m3",
+            "properties": {"decision_id": "no-such-id", "offer": "shoes"},
+        },
+    ]
+    assert client.post("/v1/events", json={"batch": events}).status_code == 202
+    with db.session() as s:
+        stored = s.execute(select(Event).where(Event.name.like("Offer %"))).scalars().all()
+        assert service.responses_from_events(s, stored) == 1
+    with db.session() as s:
+        assert service.responses_from_events(s, stored) == 0  # delivered twice: once
+    with db.session(write=False) as s:
+        kinds = s.execute(select(DecisionResponse.kind, DecisionResponse.via)).all()
+    assert sorted(kinds) == [("accept", "event"), ("impression", "decision")]
+    assert other != eva
+
+
+def test_a_merge_moves_decisions_and_an_unmerge_brings_them_back(client, db, settings, eva):
+    from relata.db import customer_owned_tables
+    from relata.identity import service as identity
+
+    assert {"decisions", "decision_responses"} <= {t.name for t in customer_owned_tables()}
+    second = person(db, settings, "K2", first_name="Jan")
+    grant(db, settings, second)
+    offer(client, "shoes")
+    made = decide(client, customer_id=second, channel="web")
+    with db.session() as s:
+        merge_id = identity.merge_customers(s, eva, second, "test", settings)
+    with db.session(write=False) as s:
+        owner = s.scalar(select(Decision.customer_id))
+        responders = set(s.scalars(select(DecisionResponse.customer_id)))
+    assert owner == eva and responders == {eva}
+    with db.session() as s:
+        identity.unmerge(s, merge_id, settings)
+    with db.session(write=False) as s:
+        assert s.scalar(select(Decision.customer_id)) == second
+    assert made["customer_id"] == second
+
+
+def test_catalogue_changes_reach_another_process_without_restart(client, db, settings, eva):
+    other = Engine(settings)
+    with db.session(write=False) as s:
+        assert other.sync(s).catalogue.offers == ()
+    offer(client, "shoes", value=10)
+    with db.session(write=False) as s:
+        snap = other.snapshot(s)
+    assert [o.key for o in snap.catalogue.offers] == ["shoes"]
+    r = client.patch("/v1/offers/shoes", json={"value": 25, "rule": "age > 18"})
+    assert r.status_code == 200 and r.json()["version"] == 2
+    with db.session(write=False) as s:
+        changed = other.snapshot(s).catalogue.offers[0]
+    assert (changed.value, changed.rule, changed.version) == (25, "age > 18", 2)
+    versions = client.get("/v1/offers/shoes/versions").json()
+    assert [v["version"] for v in versions] == [2, 1]
+    assert versions[1]["data"]["value"] == 10
+    client.delete("/v1/offers/shoes")
+    with db.session(write=False) as s:
+        assert other.snapshot(s).catalogue.offers == ()
+
+
+def test_caps_count_in_process_at_once_and_across_processes_after_a_fold(client, db, settings, eva):
+    third = person(db, settings, "K3")
+    grant(db, settings, third)
+    offer(client, "rare", cap_total=2, max_impressions=None)
+    assert keys(decide(client, customer_id=eva, channel="web")) == ["rare"]
+    assert keys(decide(client, customer_id=third, channel="web")) == ["rare"]
+    capped = decide(client, customer_id=eva, channel="web")
+    assert capped["offers"] == [] and capped["excluded"] == {"cap_total": 1}
+    with db.session() as s:
+        sync.fold(s, 30)
+    fresh = Engine(settings)
+    with db.session() as s:
+        from relata.decisions.schemas import DecisionRequest
+
+        found = service.decide(
+            s, fresh, settings, DecisionRequest(customer_id=third, channel="web")
+        )
+    assert found.excluded == {"cap_total": 1}
+
+
+def test_uplift_over_the_control_group_is_reported(client, db, settings, eva):
+    engine_for(db, settings).config = engine_for(db, settings).config.__class__(control_share=0.5)
+    offer(client, "shoes", max_impressions=None)
+    offer(client, "bag", max_impressions=None)
+    control = 0
+    for _ in range(40):
+        made = decide(client, customer_id=eva, channel="web")
+        control += made["control"]
+        if made["offers"]:
+            client.post(
+                f"/v1/decisions/{made['decision_id']}/responses",
+                json={"offer": made["offers"][0]["key"], "type": "click"},
+            )
+    with db.session() as s:
+        sync.fold(s, 30)
+    report = client.get("/v1/decision-performance").json()
+    total = sum(r["impressions"] + r["control_impressions"] for r in report)
+    shown_in_control = sum(r["control_impressions"] for r in report)
+    assert total == 40 and shown_in_control == control and 0 < control < 40
+    row = next(r for r in report if r["impressions"] and r["control_impressions"])
+    assert row["accept_rate"]["estimate"] == 1.0
+    assert row["uplift"]["low"] <= row["uplift"]["estimate"] <= row["uplift"]["high"]
+
+
+def test_offer_validation(client, db, settings):
+    offer(client, "shoes")
+    assert (
+        client.post(
+            "/v1/offers", json={"key": "shoes", "name": "x", "channels": ["web"], "value": 1}
+        ).status_code
+        == 409
+    )
+    bad = [
+        ({"channels": ["fax"]}, "unknown channel 'fax'"),
+        ({"rule": "age >"}, "rule: line 1"),
+        ({"kind": "thing"}, "kind"),
+        ({"value": -1}, "value"),
+        ({"key": "Not A Key"}, "key"),
+        ({"starts_at": "2026-02-01T00:00:00Z", "ends_at": "2026-01-01T00:00:00Z"}, "ends_at"),
+        ({"rule": 'in segment "VIP"'}, "no segment"),
+    ]
+    for change, message in bad:
+        body = {"key": "x1", "name": "X", "channels": ["web"], "value": 1, **change}
+        r = client.post("/v1/offers", json=body)
+        assert r.status_code == 422 and message in r.text, (change, r.text)
+    assert client.patch("/v1/offers/nope", json={"value": 2}).status_code == 404
+    assert client.patch("/v1/offers/shoes", json={"value": None}).status_code == 422
+    assert client.patch("/v1/offers/shoes", json={"channels": []}).status_code == 422
+    r = client.post("/v1/contact-policies", json={"name": "p", "kind": "suppress"})
+    assert r.status_code == 422 and "rule" in r.text
+
+
+def test_two_folds_at_once_count_every_outcome_once(db, settings, eva):
+    import threading
+
+    from relata.decisions.schemas import DecisionRequest
+
+    engine = Engine(settings)
+    with db.session() as s:
+        from relata.decisions import offers
+        from relata.decisions.schemas import OfferWrite
+
+        write = OfferWrite(key="a", name="A", channels=["web"], value=1, max_impressions=None)
+        offers.create_offer(s, write, settings)
+    for _ in range(40):
+        with db.session() as s:
+            service.decide(s, engine, settings, DecisionRequest(customer_id=eva, channel="web"))
+
+    def fold() -> None:
+        with db.session() as s:
+            sync.fold(s, 0, limit=7)
+
+    for _ in range(4):
+        threads = [threading.Thread(target=fold) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    with db.session() as s:
+        while sync.fold(s, 0):
+            pass
+    with db.session(write=False) as s:
+        shows = s.scalar(select(DecisionStat.shows).where(DecisionStat.cell == 0))
+        unfolded = s.scalar(select(func.count()).where(DecisionOutcome.folded.is_(False)))
+    assert shows == 40 and unfolded == 0
+
+
+def test_erasing_a_customer_removes_their_decisions(client, db, settings, eva):
+    from relata.consent.erasure import erase
+
+    offer(client, "shoes")
+    made = decide(client, customer_id=eva, channel="web")
+    client.post(
+        f"/v1/decisions/{made['decision_id']}/responses", json={"offer": "shoes", "type": "accept"}
+    )
+    with db.session() as s:
+        erase(s, eva, settings)
+    with db.session(write=False) as s:
+        assert s.scalar(select(func.count()).select_from(Decision)) == 0
+        assert s.scalar(select(func.count()).select_from(DecisionResponse)) == 0
+    # The learning ledger holds no one: what was learned stays.
+    with db.session() as s:
+        assert sync.fold(s, 30) == 2
+    assert decide(client, customer_id=eva, channel="web", expect=404)
+
+
+def test_the_group_commit_writer_isolates_a_failing_job(db, settings, eva):
+    import threading
+
+    from sqlalchemy import text
+
+    from relata.decisions.writer import Writer
+
+    writer = Writer(db)
+    results: dict[int, object] = {}
+
+    def job(i: int):
+        def fn(session):
+            if i == 3:
+                raise ValueError("bad job")
+            session.execute(
+                text(
+                    "INSERT INTO contact_policies (name, kind, channels, active, version, "
+                    "created_at, updated_at) VALUES (:n, 'suppress', '[]', true, 1, "
+                    "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+                ),
+                {"n": f"p{i}"},
+            )
+            return i
+
+        try:
+            results[i] = writer.run(fn)
+        except ValueError as exc:
+            results[i] = str(exc)
+
+    threads = [threading.Thread(target=job, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    writer.stop()
+    assert results[3] == "bad job"
+    assert {k: v for k, v in results.items() if k != 3} == {i: i for i in range(8) if i != 3}
+    with db.session(write=False) as s:
+        names = set(s.scalars(text("SELECT name FROM contact_policies")))
+    assert names == {f"p{i}" for i in range(8) if i != 3}
+
+
+def test_an_offer_rule_can_name_a_segment_and_follows_its_changes(client, db, settings, eva):
+    from relata.segments import service as segments
+    from relata.segments.fields import REGISTRY
+    from relata.segments.rules import check_text
+
+    with db.session() as s:
+        segments.create(s, "Stammkunden", check_text("age > 90", REGISTRY))
+    offer(client, "loyal", rule='in segment "Stammkunden"')
+    assert (
+        decide(client, customer_id=eva, channel="web", explain=True)["considered"][0]["code"]
+        == "rule"
+    )
+    with db.session() as s:
+        segments.update(s, "Stammkunden", check_text("age > 30", REGISTRY))
+    assert keys(decide(client, customer_id=eva, channel="web")) == ["loyal"]

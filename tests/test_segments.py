@@ -1,0 +1,284 @@
+"""Segments on both databases: versions, references and cycles, counts, batch and live
+membership with their timeline events."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+
+from relata.config import Settings
+from relata.events import service as events
+from relata.events.models import Event
+from relata.events.schemas import Identify, Track
+from relata.identity.service import merge_customers
+from relata.segments import membership, service
+from relata.segments.models import SegmentMembership
+from relata.segments.rules import RuleError, parse
+from tests.helpers import make_source, put, rec
+
+NOW = datetime(2025, 7, 1, 10, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def settings(db) -> Settings:
+    return Settings(database_url=db.url)
+
+
+def people(db, settings) -> dict[str, int]:
+    """Anna (f, 1985, Munich), Berta (f, 1999, Berlin), Carl (m, 1970, Munich)."""
+    make_source(db, "shop", trust=80)
+    done = put(
+        db,
+        settings,
+        "shop",
+        rec("A", first_name="Anna", last_name="A", gender="f", birth_date="1985-03-01",
+            postcode="80331", city="München", email="anna@example.de"),
+        rec("B", first_name="Berta", last_name="B", gender="f", birth_date="1999-01-01",
+            postcode="10115", city="Berlin", email="berta@example.de"),
+        rec("C", first_name="Carl", last_name="C", gender="m", birth_date="1970-05-05",
+            postcode="80333", city="München", email="carl@example.de"),
+    )  # fmt: skip
+    return {k: done.customer_of[k] for k in "ABC"}
+
+
+def track(db, settings, user: str, event: str, at: datetime, **props) -> list[int]:
+    message = Track(type="track", userId=user, event=event, properties=props, timestamp=at)
+    with db.session() as session:
+        return events.ingest(session, [message], settings, "shop").customers
+
+
+def save(db, name: str, text: str, description: str = "") -> service.SegmentInfo:
+    with db.session() as session:
+        return service.create(session, name, service.read_rule(session, text), description)
+
+
+def timeline(db, customer_id: int) -> list[tuple[str, str]]:
+    with db.session(write=False) as session:
+        rows = session.execute(
+            select(Event.name, Event.properties)
+            .where(Event.customer_id == customer_id, Event.type == "system")
+            .order_by(Event.id)
+        )
+        return [(name, props["segment"]) for name, props in rows if name.startswith("Segment")]
+
+
+def test_the_migration_creates_the_tables_as_the_models_describe_them(db):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from relata.db import Base
+
+    ours = {"segments", "segment_versions", "segment_memberships", "ix_events_name_occurred_at"}
+    with db.engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert [d for d in diffs if ours & set(_tables(d))] == []
+
+
+def _tables(diff: object) -> list[str]:
+    """Table names mentioned anywhere in one of alembic's differences."""
+    found = []
+    for part in diff if isinstance(diff, tuple | list) else [diff]:
+        if isinstance(part, tuple | list):
+            found += _tables(part)
+        table = getattr(part, "table", None)
+        found.append(getattr(table, "name", None) or getattr(part, "name", None) or str(part))
+    return found
+
+
+# --- definitions ---------------------------------------------------------------------------
+
+
+def test_every_edit_is_a_version_and_an_unchanged_edit_is_none(db):
+    first = save(db, "Münchner", 'city = "München"', "Kunden aus München")
+    assert (first.version, first.text) == (1, 'city = "München"')
+    with db.session() as session:
+        same = service.update(session, "Münchner", parse('city = "München"'))
+        assert same.version == 1
+        second = service.update(session, "Münchner", parse('postcode starts with "8"'))
+        third = service.update(session, "Münchner", description="PLZ 8…")
+    assert (second.version, third.version) == (2, 3)
+    with db.session(write=False) as session:
+        history = service.versions(session, "Münchner")
+        listed = service.list_segments(session)
+    assert [(v.version, v.text, v.description) for v in history] == [
+        (3, 'postcode starts with "8"', "PLZ 8…"),
+        (2, 'postcode starts with "8"', "Kunden aus München"),
+        (1, 'city = "München"', "Kunden aus München"),
+    ]
+    assert [s.name for s in listed] == ["Münchner"]
+    assert history[0].rule == {"field": "postcode", "op": "starts with", "value": "8"}
+
+
+@pytest.mark.parametrize("name", ["", " x", "x ", "a/b", "x" * 65, "drop;table"])
+def test_bad_names_are_refused(db, name):
+    with db.session() as session, pytest.raises(service.SegmentError):
+        service.create(session, name, parse("age > 1"))
+
+
+def test_names_are_unique_and_unknown_ones_are_not_found(db):
+    save(db, "vip", "age > 1")
+    with db.session() as session:
+        with pytest.raises(service.SegmentExists):
+            service.create(session, "vip", parse("age > 2"))
+        with pytest.raises(service.SegmentNotFound):
+            service.get(session, "nope")
+        with pytest.raises(service.SegmentNotFound):
+            service.update(session, "nope", parse("age > 2"))
+
+
+def test_a_rule_is_checked_when_saved_not_when_it_runs(db):
+    with db.session() as session:
+        with pytest.raises(RuleError, match="unknown field 'agee'"):
+            service.read_rule(session, "agee > 30")
+        with pytest.raises(RuleError, match="there is no segment 'vip'"):
+            service.read_rule(session, 'in segment "vip"')
+        with pytest.raises(RuleError, match="either as text or as JSON"):
+            service.read_rule(session)
+        node = service.read_rule(session, rule={"field": "age", "op": ">", "value": 30})
+        assert node == parse("age > 30")
+
+
+def test_segments_may_refer_to_segments_but_never_in_a_circle(db):
+    save(db, "a", "age > 30")
+    save(db, "b", 'in segment "a" and gender = "f"')
+    save(db, "c", 'in segment "b" or city = "Köln"')
+    with db.session() as session:
+        with pytest.raises(RuleError, match="circle: a → c → b → a"):
+            service.update(session, "a", service.read_rule(session, 'in segment "c"'))
+        with pytest.raises(RuleError, match="circle: c → c"):
+            service.update(session, "c", service.read_rule(session, 'in segment "c"'))
+        with pytest.raises(service.SegmentInUse, match="used by b"):
+            service.delete_segment(session, "a")
+        service.delete_segment(session, "c")
+        assert [s.name for s in service.list_segments(session)] == ["a", "b"]
+
+
+def test_counts_follow_the_rule_and_referenced_segments(db, settings):
+    ids = people(db, settings)
+    save(db, "frauen", 'gender = "f"')
+    with db.session(write=False) as session:
+        assert service.count(session, parse('city = "München"'), NOW) == 2
+        older = service.read_rule(session, 'in segment "frauen" and age > 30')
+        assert service.count(session, older, NOW) == 1
+        assert service.count_segment(session, "frauen", NOW) == 2
+        rows = list(service.member_rows(session, "frauen", NOW))
+    assert [r["customer_id"] for r in rows] == sorted([ids["A"], ids["B"]])
+    assert rows[0]["first_name"] == "Anna"
+
+
+# --- membership: batch ------------------------------------------------------------------------
+
+
+def test_refresh_materialises_entries_and_exits_with_timeline_events(db, settings):
+    ids = people(db, settings)
+    track(db, settings, "A", "Order Completed", NOW - timedelta(days=10), order_id="o1",
+          products=[{"category": "Laufschuhe", "price": 120}])  # fmt: skip
+    save(db, "läufer", 'has purchase where category = "Laufschuhe" in last 30 days')
+    with db.session() as session:
+        done = service.refresh(session, None, NOW)
+    assert done == [membership.Refreshed("läufer", 1, 1, 0)]
+    assert timeline(db, ids["A"]) == [("Segment Entered", "läufer")]
+    with db.session() as session:  # nothing changed: nothing written
+        assert service.refresh(session, ["läufer"], NOW) == [
+            membership.Refreshed("läufer", 1, 0, 0)
+        ]
+    later = NOW + timedelta(days=25)  # the purchase leaves the window
+    with db.session() as session:
+        assert service.refresh(session, None, later) == [membership.Refreshed("läufer", 0, 0, 1)]
+        info = service.get(session, "läufer")
+    assert info.members == 0 and info.refreshed_at == later
+    assert timeline(db, ids["A"]) == [("Segment Entered", "läufer"), ("Segment Left", "läufer")]
+    with db.session(write=False) as session:
+        stay = session.scalars(select(SegmentMembership)).one()
+    assert (stay.entered_at, stay.left_at, stay.version) == (NOW, later, 1)
+
+
+def test_refresh_of_an_unknown_segment_is_refused(db):
+    with db.session() as session, pytest.raises(service.SegmentNotFound):
+        service.refresh(session, ["nope"], NOW)
+
+
+# --- membership: live -----------------------------------------------------------------------
+
+
+def test_an_event_moves_the_customer_in_and_out_at_once(db, settings):
+    ids = people(db, settings)
+    save(db, "käufer", "count(purchases in last 90 days) >= 2")
+    save(db, "treue", 'in segment "käufer" and gender = "f"')
+    at = NOW - timedelta(days=1)
+    for order in ("o1", "o2"):
+        customers = track(db, settings, "A", "Order Completed", at, order_id=order, total=10)
+        with db.session() as session:
+            changes = service.reevaluate(session, customers, NOW)
+    assert sorted(changes.entered) == [("käufer", ids["A"]), ("treue", ids["A"])]
+    assert timeline(db, ids["A"]) == [("Segment Entered", "käufer"), ("Segment Entered", "treue")]
+    with db.session() as session:  # again: nothing changes, nothing is written twice
+        assert service.reevaluate(session, [ids["A"]], NOW) == membership.Changes()
+    # A profile change: Anna becomes Andreas, m; she leaves "treue" only.
+    put(db, settings, "shop", rec("A", first_name="Andreas", last_name="A", gender="m"))
+    with db.session() as session:
+        changes = service.reevaluate(session, [ids["A"]], NOW)
+    assert changes == membership.Changes([], [("treue", ids["A"])])
+    with db.session(write=False) as session:
+        assert {s.name: s.members for s in service.list_segments(session)} == {
+            "käufer": 1,
+            "treue": 0,
+        }
+    # Batch agrees with live: nothing to do.
+    with db.session() as session:
+        assert {r.segment: (r.entered, r.left) for r in service.refresh(session, None, NOW)} == {
+            "käufer": (0, 0),
+            "treue": (0, 0),
+        }
+
+
+def test_a_merged_away_customer_leaves_and_the_survivor_is_evaluated(db, settings):
+    ids = people(db, settings)
+    save(db, "frauen", 'gender = "f"')
+    with db.session() as session:
+        service.reevaluate(session, ids.values(), NOW)
+        merge_customers(session, ids["A"], ids["B"], "test", settings)
+        changes = service.reevaluate(session, [ids["A"], ids["B"]], NOW)
+    assert changes == membership.Changes([], [("frauen", ids["B"])])
+    with db.session(write=False) as session:
+        assert service.get(session, "frauen").members == 1
+
+
+def test_without_segments_reevaluation_reads_nothing_else(db, settings):
+    ids = people(db, settings)
+    with db.session() as session:
+        assert service.reevaluate(session, ids.values(), NOW) == membership.Changes()
+        assert service.reevaluate(session, [], NOW) == membership.Changes()
+
+
+def test_an_edited_segment_is_compiled_again_for_live_evaluation(db, settings):
+    ids = people(db, settings)
+    save(db, "x", 'city = "Berlin"')
+    with db.session() as session:
+        assert service.reevaluate(session, [ids["A"]], NOW) == membership.Changes()
+        service.update(session, "x", parse('city = "München"'))
+    with db.session() as session:
+        assert service.reevaluate(session, [ids["A"]], NOW).entered == [("x", ids["A"])]
+
+
+def test_anonymous_visitors_are_segmented_only_with_their_consent_to_profiling(db, settings):
+    save(db, "leser", 'has event "Article Read" in last 7 days')
+    allowed = {"consent": {"categoryPreferences": {"Personalisierung": True}}}
+    refused = {"consent": {"categoryPreferences": {"Personalisierung": False}}}
+    reads = [
+        Track(type="track", anonymousId=v, event="Article Read", timestamp=NOW, context=c)
+        for v, c in (("v1", allowed), ("v2", refused), ("v3", {}))
+    ]
+    with db.session() as session:
+        customers = events.ingest(session, reads, settings).customers
+        assert service.reevaluate(session, customers, NOW).entered == [("leser", customers[0])]
+    identify = Identify(type="identify", anonymousId="v1", userId="U1", traits={"email": "u@x.de"})
+    with db.session() as session:
+        after = events.ingest(session, [identify], settings).customers
+        changes = service.reevaluate(session, [*customers, *after], NOW)
+        stays = session.scalar(select(func.count()).where(SegmentMembership.left_at.is_(None)))
+    assert stays == 1
+    # The visitor became a known customer in place: still one stay, nothing new.
+    assert after == [customers[0]] and changes == membership.Changes()
