@@ -362,3 +362,30 @@ def test_the_audit_log_outlives_an_erasure(db, settings, anna):
         erasure.erase(session, anna["a"], settings)
     with db.session(write=False) as session:
         assert session.scalar(select(AuditEntry.customer_id)) == anna["a"]
+
+
+def test_an_erased_customer_answers_gone_in_the_api_the_web_and_the_cli(
+    db, settings, anna, client, monkeypatch
+):
+    from typer.testing import CliRunner
+
+    from relata.cli import app
+
+    with db.session() as session:
+        erasure.erase(session, anna["a"], settings)
+    answer = client.get(f"/v1/customers/{anna['a']}")
+    assert answer.status_code == 410
+    assert "erased" in answer.json()["detail"]
+    page = client.get(f"/customers/{anna['a']}", headers={"accept": "text/html"})
+    assert page.status_code == 410
+    assert "Anna" not in page.text
+    monkeypatch.setenv("RELATA_DATABASE_URL", db.url)
+    from relata.config import get_settings
+
+    get_settings.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["customers", "show", str(anna["a"])])
+    finally:
+        get_settings.cache_clear()
+    assert result.exit_code == 1
+    assert "erased" in result.output

@@ -287,6 +287,8 @@ def customers_show(customer_id: int, page_size: int = 20, as_json: JsonOpt = Fal
         customer = service.resolve(session, customer_id)
         if customer is None:
             raise Failure(f"no customer with id {customer_id}")
+        if customer.status == "erased":
+            raise Failure(f"customer {customer_id} was erased (Art. 17); nothing is kept")
         data = view.view(session, customer, page_size)
     if as_json:
         _json(data)

@@ -23,6 +23,9 @@ def _active_or_redirect(
     customer = service.resolve(session, customer_id)
     if customer is None:
         raise HTTPException(404, f"no customer with id {customer_id}")
+    if customer.status == "erased":
+        # Art. 17: the person was here and is gone for good, which is not "never existed".
+        raise HTTPException(410, f"customer {customer_id} was erased")
     if customer.id != customer_id:
         # Merged away: the surviving customer answers for it.
         return RedirectResponse(f"/v1/customers/{customer.id}{suffix}", status_code=308)

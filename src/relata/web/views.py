@@ -256,6 +256,9 @@ def _resolve(request: Request, session: Session, raw_id: str, route: str) -> Cus
     if customer is None:
         text = loc.t("error.not_found_text", id=raw_id[:40])
         return _error(request, 404, loc.t("error.not_found"), text)
+    if customer.status == "erased":
+        text = loc.t("error.erased_text", id=raw_id[:40])
+        return _error(request, 410, loc.t("error.erased"), text)
     if customer.id != customer_id:
         target = _path(request, route, customer_id=customer.id)
         response = RedirectResponse(f"{target}?merged_from={customer_id}", status_code=303)
