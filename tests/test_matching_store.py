@@ -379,3 +379,28 @@ def test_real_time_candidates_are_index_seeks_not_a_scan(db: Database) -> None:
         assert "SCAN" not in plan, plan
     else:
         assert "pk_match_keys" in plan and "Seq Scan" not in plan, plan
+
+
+def test_a_person_identifying_through_the_event_api_is_matched_at_once(
+    db: Database, matching: Settings
+) -> None:
+    from relata.events import service as events
+    from relata.events.api import parse
+
+    make_source(db, "shop")
+    make_source(db, "web", "web")
+    first = put(db, matching, "shop", rec("j", **JUERGEN)).customer_of["j"]
+    batch.dedupe(db, matching)  # indexes the blocking keys
+    traits = {
+        "firstName": "Juergen",
+        "lastName": "Mueller",
+        "birthday": "1970-03-07",
+        "address": {"street": "Hauptstraße 5", "postalCode": "10115", "city": "Berlin"},
+    }
+    message = {"type": "identify", "userId": "web-77", "traits": traits, "messageId": "m1"}
+    with db.session() as session:
+        done = events.ingest(session, parse([message]).batch, matching, "web")
+    # No identifier links the web user to the till's Jürgen: the model does.
+    assert done.customers == [first]
+    with db.session(write=False) as session:
+        assert session.scalars(select(Merge.reason)).one().startswith("matching (real time)")

@@ -43,6 +43,7 @@ def run_demo(
                     summary = import_file(db, path, src.name, settings, mapping).as_dict()
             counts = ", ".join(f"{k} {v}" for k, v in summary.items() if isinstance(v, int))
             out.print(f"  {src.name:<11} {counts}")
+        _match(db, settings, out, err)
         with db.session() as session:
             logins = demo_users(session)
     finally:
@@ -58,6 +59,21 @@ def run_demo(
     if "RELATA_ENVIRONMENT" not in os.environ:
         os.environ["RELATA_ENVIRONMENT"] = "development"
         get_settings.cache_clear()
+
+
+def _match(db: Database, settings: Settings, out: Console, err: Console) -> None:
+    """Train the matching model and run it once: the demo then has probabilistic merges
+    and a review queue, and later events are matched in real time."""
+    from relata.identity.matching import batch
+
+    with err.status("training the matching model (relata dedupe train) …"):
+        batch.train(db, settings)
+    with err.status("finding duplicates (relata dedupe) …"):
+        found = batch.dedupe(db, settings)
+    out.print(
+        f"  matching    merged {found.merged:,}, queued for review {found.queued:,} "
+        f"({found.compared:,} pairs compared)"
+    )
 
 
 def demo_users(session: Session) -> list[tuple[str, str]]:

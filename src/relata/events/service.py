@@ -20,6 +20,7 @@ from relata.events.purchases import HOLDING_EVENTS, holdings_from
 from relata.events.schemas import Alias, Identify, Track
 from relata.events.traits import split_traits
 from relata.identity import service as identity
+from relata.identity.matching import realtime
 from relata.ingest.models import Source, SourceRecord
 from relata.ingest.normalise import normalise_record
 from relata.ingest.records import RecordInput, upsert_records
@@ -161,7 +162,10 @@ def _customers(
     )
     for _, (src, inputs) in sorted(by_source.items()):
         _merge_aliased_users(session, src, [m for s, _, m in fresh if s is src], settings)
-        upsert_records(session, src, inputs, settings, partial=True)
+        batch = upsert_records(session, src, inputs, settings, partial=True)
+        # A person who identifies for the first time and links to no one by identifiers
+        # is compared at once with the customers their blocking keys find (issue 4).
+        realtime.match_new(session, batch.born, settings)
     anonymous = identity.anonymous_profiles(session, anonymous_ids)
     user_customers = _user_customers(session, fresh)
     result = []
