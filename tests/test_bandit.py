@@ -95,10 +95,11 @@ def test_the_draws_have_the_moments_of_the_posterior():
 
 
 def test_decayed_counts_weigh_less():
-    from relata.decisions.loader import decay_factor
+    from relata.decisions.loader import decay
 
-    assert float(decay_factor(0.0, 30 * 86400.0, 30)) == pytest.approx(0.5)
-    assert float(decay_factor(0.0, 30 * 86400.0, 0)) == 1.0
+    assert decay(0.0, 30 * 86400.0, 30) == pytest.approx(0.5)
+    assert decay(0.0, 60 * 86400.0, 30) == pytest.approx(0.25)
+    assert decay(0.0, 30 * 86400.0, 0) == 1.0
 
 
 @settings(max_examples=60, deadline=None)

@@ -282,3 +282,23 @@ def test_anonymous_visitors_are_segmented_only_with_their_consent_to_profiling(d
     assert stays == 1
     # The visitor became a known customer in place: still one stay, nothing new.
     assert after == [customers[0]] and changes == membership.Changes()
+
+
+def test_a_segment_that_no_longer_compiles_never_stops_live_evaluation(db, settings, caplog):
+    from sqlalchemy import update
+
+    from relata.segments.models import Segment
+
+    ids = people(db, settings)
+    save(db, "frauen", 'gender = "f"')
+    save(db, "kaputt", 'city = "Köln"')
+    with db.session() as session:  # a field that is gone (another domain removed it)
+        session.execute(
+            update(Segment)
+            .where(Segment.name == "kaputt")
+            .values(rule={"field": "loyalty_tier", "op": "=", "value": "gold"})
+        )
+    with db.session() as session:
+        changes = service.reevaluate(session, [ids["A"]], NOW)
+    assert changes.entered == [("frauen", ids["A"])]
+    assert "segment 'kaputt' is not evaluated live" in caplog.text

@@ -96,11 +96,11 @@ def catalogue(session: Session, version: int) -> Catalogue:
     return Catalogue.build(version, offers, policies)
 
 
-def decay_factor(at: np.ndarray | float, now: float, half_life_days: float) -> np.ndarray:
+def decay(at: float, now: float, half_life_days: float) -> float:
+    """What a count of time ``at`` is worth at ``now`` (epoch seconds)."""
     if half_life_days <= 0:
-        return np.ones_like(np.asarray(at, dtype=float))
-    age = np.maximum(now - np.asarray(at, dtype=float), 0.0)
-    return np.exp2(-age / (half_life_days * 86400.0))
+        return 1.0
+    return 2.0 ** (-max(now - at, 0.0) / (half_life_days * 86400.0))
 
 
 def stats(
@@ -136,7 +136,7 @@ def stats(
             )
             result.cells[cell] = fresh
             copied.add(cell)
-        factor = float(decay_factor(at, now, half_life_days))
+        factor = decay(at, now, half_life_days)
         result.cells[cell][0][position] = shows * factor
         result.cells[cell][1][position] = wins * factor
     return result

@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session
 
 from relata.db import utcnow
 from relata.decisions.bandit import cell_key
-from relata.decisions.loader import STATE_ID, decay_factor
+from relata.decisions.loader import STATE_ID, decay
 from relata.decisions.models import DecisionOutcome, DecisionStat, DecisionState, DecisionUsage
 from relata.segments.rules.timing import BERLIN
 
@@ -95,7 +95,7 @@ def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
     usage: dict[tuple[str, object, bool], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     keys: dict[str, int] = {}
     for _, offer_id, kind, channel, control, labels, cost, at in rows:
-        weight = float(decay_factor(at.timestamp(), now, half_life_days))
+        weight = decay(at.timestamp(), now, half_life_days)
         win = kind == "win"
         for label in labels:
             cell = keys.get(label)
@@ -138,7 +138,7 @@ def _write_stats(
         shows, wins, label = counts[key]
         if key in existing:
             old_shows, old_wins, old_at = existing[key]
-            factor = float(decay_factor(old_at, now, half_life_days))
+            factor = decay(old_at, now, half_life_days)
             updates.append(
                 {
                     "k_offer": key[0],

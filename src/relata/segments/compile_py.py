@@ -173,7 +173,8 @@ class _Compiler:
         collection = self.registry.collections[source.collection]
         assert path is not None
         spec = collection.field(path)
-        assert spec is not None
+        if spec is None:
+            raise RuleError(f"unknown field {path!r}")
         if spec.source == "property":
             key = spec.column
             each = (
@@ -201,7 +202,8 @@ class _Compiler:
 
     def cond(self, cond: ast.Cond, scope: Collection | None) -> Pred:
         spec = scope.field(cond.field) if scope else self.registry.field(cond.field)
-        assert spec is not None, cond.field
+        if spec is None:
+            raise RuleError(f"unknown field {cond.field!r}")
         if spec.source == "age":
             return _age(cond)
         if spec.source == "birthday":

@@ -140,7 +140,8 @@ class _Compiler:
             return sa.not_(self.node(node.item, scope, table))
         if isinstance(node, ast.Cond):
             spec = scope.field(node.field) if scope else self.registry.field(node.field)
-            assert spec is not None, node.field
+            if spec is None:
+                raise RuleError(f"unknown field {node.field!r}")
             return self.cond(spec, node, table)
         if isinstance(node, ast.Has):
             joined = self.aggregate("has", node.source, None)
@@ -211,7 +212,8 @@ class _Compiler:
         collection = self.registry.collections[source.collection]
         assert path is not None
         spec = collection.field(path)
-        assert spec is not None
+        if spec is None:
+            raise RuleError(f"unknown field {path!r}")
         if spec.source == "property":
             if func == "sum":
                 return sa.func.sum(
@@ -233,7 +235,8 @@ class _Compiler:
             scale = values.sum_scale(path or "")
             return _Value(sa.func.coalesce(derived.c.v, 0), "number", scale, True)
         spec = self.registry.collections[source.collection].field(path or "")
-        assert spec is not None
+        if spec is None:
+            raise RuleError(f"unknown field {path!r}")
         kind = "float" if spec.source == "property" else spec.type
         return _Value(derived.c.v, kind)
 

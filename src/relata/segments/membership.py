@@ -15,6 +15,7 @@ so a stay's events are written once), for journeys to react to.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -32,10 +33,11 @@ from relata.segments.compile_py import Compiled, Context, compile_rule
 from relata.segments.fields import REGISTRY
 from relata.segments.loader import Needs, load_profiles, needs_of
 from relata.segments.models import Segment, SegmentMembership
-from relata.segments.rules import from_json
+from relata.segments.rules import RuleError, from_json
 from relata.segments.rules.ast import Node
 
 ENTERED, LEFT = "Segment Entered", "Segment Left"
+log = logging.getLogger(__name__)
 CHUNK = 500
 
 
@@ -209,16 +211,31 @@ def _live(session: Session) -> _Live:
     found = _cache.get(url)
     if found is not None and found.key == key:
         return found
-    known = service.rules(session)
-    compiled = [
-        (sid, name, version, compile_rule(known[name], REGISTRY, known.__getitem__, name))
-        for sid, name, version, _ in rows
-        if name in known
-    ]
-    live = _Live(key, compiled, list(known.values()))
+    known = _readable_rules(session)
+    compiled = []
+    for sid, name, version, _ in rows:
+        try:
+            rule = compile_rule(known[name], REGISTRY, known.__getitem__, name)
+        except (RuleError, KeyError, AssertionError) as exc:
+            # A segment that no longer compiles (a field another domain removed) must not
+            # stop event intake: it is left out of live evaluation, and said so.
+            log.warning("segment %r is not evaluated live: %s", name, exc)
+            continue
+        compiled.append((sid, name, version, rule))
+    live = _Live(key, compiled, [known[n] for _, n, _, _ in compiled])
     with _cache_lock:
         _cache[url] = live
     return live
+
+
+def _readable_rules(session: Session) -> dict[str, Node]:
+    found = {}
+    for name, rule in session.execute(select(Segment.name, Segment.rule)):
+        try:
+            found[name] = from_json(rule)
+        except RuleError as exc:
+            log.warning("segment %r has an unreadable rule: %s", name, exc)
+    return found
 
 
 def reevaluate(
@@ -244,9 +261,13 @@ def reevaluate(
     leaving: list[tuple[int, int]] = []  # (segment, stay)
     for cid in ids:
         profile = profiles.get(cid)
-        for sid, _, _, rule in live.segments:
-            inside = profile is not None and rule(profile, ctx)
+        for sid, name, _, rule in live.segments:
             stay = current.get((sid, cid))
+            try:
+                inside = profile is not None and rule(profile, ctx)
+            except Exception:  # a bug must not lose the event that triggered this
+                log.exception("segment %r failed for customer %s; membership unchanged", name, cid)
+                continue
             if inside and stay is None:
                 entering.append((sid, cid))
             elif not inside and stay is not None:
