@@ -439,21 +439,16 @@ def over_http(url: str, ids: list[int], customers: int, args: argparse.Namespace
     rng = random.Random(args.seed + 1)
     for workers in args.workers:
         with Server(url, workers=workers) as server:
-            warm = [json.dumps(request_body(rng, c)).encode() for c in ids]
-            # Warm-up: every worker sees the warm set once, so its cache holds it.
-            open_loop(
-                server,
-                warm * workers,
-                rate=100,
-                seconds=len(warm) * workers / 100,
-                clients=args.clients,
-            )
+            warm = [json.dumps(request_body(rng, c)).encode() for c in ids[:1000]]
             answers: list[dict] = []
             for rate in args.rate:
+                # Warm-up just before: each worker has seen the 1,000 customers about once
+                # (cached entries live RELATA_DECISION_PROFILE_TTL_SECONDS, 30 s).
+                open_loop(server, warm * workers, 200, len(warm) * workers / 200, args.clients)
                 lat, found, errors = open_loop(server, warm, rate, args.seconds, args.clients)
                 answers += found
                 log(
-                    f"HTTP, {workers} worker(s), {rate:g}/s open loop, warm customers: "
+                    f"HTTP, {workers} worker(s), {rate:g}/s open loop, 1,000 warm customers: "
                     f"{ms(lat)}; {errors} errors; p99 ≤ 10 ms: {pct(lat, 99) * 1000 <= 10}"
                 )
                 cold = [
@@ -466,6 +461,44 @@ def over_http(url: str, ids: list[int], customers: int, args: argparse.Namespace
                     f"{ms(lat2)}; {errors2} errors"
                 )
             ingest_http(server, answers)
+            cpu_per_request(server, warm)
+
+
+def _tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its descendants (Linux /proc)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total, pending = 0.0, [pid]
+    while pending:
+        p = pending.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{p}/task").iterdir():
+                pending += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
+
+
+def cpu_per_request(server: Server, bodies: list[bytes], n: int = 1000) -> None:
+    """What the server spends on a decision, whatever the queue: its processes' CPU time
+    over ``n`` sequential requests (background fold and writer included)."""
+    assert server.proc is not None
+    conn = server.connection()
+    before = _tree_cpu(server.proc.pid)
+    for i in range(n):
+        conn.request(
+            "POST",
+            "/v1/decisions",
+            body=bodies[i % len(bodies)],
+            headers={"content-type": "application/json", **AUTH},
+        )
+        conn.getresponse().read()
+    spent = _tree_cpu(server.proc.pid) - before
+    log(
+        f"server CPU a decision request (sequential, warm): {spent / n * 1000:.2f} ms "
+        f"→ at most {n / spent:,.0f} requests/s per core"
+    )
 
 
 def ingest_http(server: Server, answers: list[dict]) -> None:

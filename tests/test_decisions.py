@@ -546,3 +546,41 @@ def test_an_offer_rule_can_name_a_segment_and_follows_its_changes(client, db, se
     with db.session() as s:
         segments.update(s, "Stammkunden", check_text("age > 30", REGISTRY))
     assert keys(decide(client, customer_id=eva, channel="web")) == ["loyal"]
+
+
+def test_forward_decay_weighs_a_show_by_its_age(db, settings, eva):
+    """Two folds a half-life apart: the older show is worth half of the newer one, now."""
+    import time as clock
+    from datetime import UTC, datetime, timedelta
+
+    from relata.decisions import loader
+    from relata.decisions.catalogue import Catalogue, OfferSpec
+    from relata.decisions.models import DecisionOutcome, new_decision_id
+
+    def show(days_ago: float) -> None:
+        at = datetime.now(UTC) - timedelta(days=days_ago)
+        with db.session() as s:
+            s.add(
+                DecisionOutcome(
+                    decision_id=new_decision_id(),
+                    offer_id=1,
+                    kind="show",
+                    channel="web",
+                    control=False,
+                    labels=[""],
+                    cost=0.0,
+                    occurred_at=at,
+                    folded=False,
+                )
+            )
+        with db.session() as s:
+            sync.fold(s, 30)
+
+    show(30)
+    show(0)
+    with db.session(write=False) as s:
+        landmark = loader.versions(s)[3]
+        cat = Catalogue.build(1, [OfferSpec(1, "a", "A", "product", 1, frozenset({"web"}))], [])
+        stats = loader.stats(s, cat, 30, landmark)
+    assert abs(landmark - clock.time()) < 120
+    assert stats.arrays(0)[0][0] == pytest.approx(1.5, rel=1e-3)

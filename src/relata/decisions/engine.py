@@ -51,7 +51,7 @@ class Engine:
         self.settings = settings
         self.config = config_of(settings)
         self._snap: Snapshot | None = None
-        self._versions: tuple[int, int, int | None] = (-1, -1, None)
+        self._versions: loader.Versions = (-1, -1, None, None)
         self._category_of: dict[int, str | None] = {}
         self._checked = self._full_at = 0.0
         self._usage_day = None
@@ -88,6 +88,7 @@ class Engine:
                 or snap is None
                 or versions[0] != old[0]
                 or versions[2] != old[2]
+                or versions[3] != old[3]
                 or segments != self._segments
                 or now_m - self._full_at >= FULL_RELOAD_SECONDS
             )
@@ -100,6 +101,7 @@ class Engine:
                     session,
                     snap.catalogue,
                     self.settings.decision_half_life_days,
+                    versions[3],
                     since_version=old[1],
                     previous=snap.stats,
                 )
@@ -116,13 +118,13 @@ class Engine:
     def _load(
         self,
         session: Session,
-        versions: tuple[int, int, int | None],
+        versions: loader.Versions,
         old: Snapshot | None,
         segments_changed: bool,
     ) -> Snapshot:
         now = datetime.now(BERLIN)
         catalogue = loader.catalogue(session, versions[0])
-        stats = loader.stats(session, catalogue, self.settings.decision_half_life_days)
+        stats = loader.stats(session, catalogue, self.settings.decision_half_life_days, versions[3])
         usage = loader.usage(session, catalogue, now.date())
         model = self._model(session, versions[2], old)
         compiled = old.compiled if old is not None and not segments_changed else None

@@ -29,14 +29,16 @@ from relata.segments.loader import Needs
 STATE_ID = 1
 
 
-def versions(session: Session) -> tuple[int, int, int | None]:
-    """(catalogue, stats, model): one primary-key read, polled by every engine."""
+Versions = tuple[int, int, int | None, float | None]
+
+
+def versions(session: Session) -> Versions:
+    """(catalogue, stats, model, decay landmark): one primary-key read, polled by every engine."""
+    s = DecisionState
     row = session.execute(
-        select(
-            DecisionState.catalogue_version, DecisionState.stats_version, DecisionState.model_id
-        ).where(DecisionState.id == STATE_ID)
+        select(s.catalogue_version, s.stats_version, s.model_id, s.landmark).where(s.id == STATE_ID)
     ).first()
-    return (0, 0, None) if row is None else (row[0], row[1], row[2])
+    return (0, 0, None, None) if row is None else (row[0], row[1], row[2], row[3])
 
 
 def offer_spec(o: Offer) -> OfferSpec:
@@ -97,35 +99,33 @@ def catalogue(session: Session, version: int) -> Catalogue:
 
 
 def decay(at: float, now: float, half_life_days: float) -> float:
-    """What a count of time ``at`` is worth at ``now`` (epoch seconds)."""
+    """What a count of time ``at`` is worth at ``now`` (epoch seconds): 2^(-(now - at) / h).
+
+    Also negative ages (``now`` before ``at``): forward decay weighs a late show up."""
     if half_life_days <= 0:
         return 1.0
-    return 2.0 ** (-max(now - at, 0.0) / (half_life_days * 86400.0))
+    return 2.0 ** (-(now - at) / (half_life_days * 86400.0))
 
 
 def stats(
     session: Session,
     cat: Catalogue,
     half_life_days: float,
+    landmark: float | None,
     since_version: int = 0,
     previous: CellStats | None = None,
 ) -> CellStats:
-    """Counts decayed to now. With ``previous``, only the cells written since ``since_version``
-    are read again (copy on write: a decision in flight keeps its arrays)."""
-    now = time.time()
-    stmt = select(
-        DecisionStat.offer_id,
-        DecisionStat.cell,
-        DecisionStat.shows,
-        DecisionStat.wins,
-        DecisionStat.at,
-    )
+    """Counts decayed to now (forward decay: one factor for all). With ``previous``, only the
+    cells written since ``since_version`` are read again (copy on write: a decision in flight
+    keeps its arrays)."""
+    factor = decay(landmark, time.time(), half_life_days) if landmark is not None else 1.0
+    stmt = select(DecisionStat.offer_id, DecisionStat.cell, DecisionStat.shows, DecisionStat.wins)
     if previous is not None:
         stmt = stmt.where(DecisionStat.version > since_version)
     rows = session.execute(stmt).all()
     result = CellStats(len(cat.offers), dict(previous.cells) if previous is not None else {})
     copied: set[int] = set()
-    for offer_id, cell, shows, wins, at in rows:
+    for offer_id, cell, shows, wins in rows:
         position = cat.index.get(offer_id)
         if position is None:
             continue
@@ -136,7 +136,6 @@ def stats(
             )
             result.cells[cell] = fresh
             copied.add(cell)
-        factor = decay(at, now, half_life_days)
         result.cells[cell][0][position] = shows * factor
         result.cells[cell][1][position] = wins * factor
     return result

@@ -121,6 +121,8 @@ class DecisionState(Base):
     catalogue_version: Mapped[int] = mapped_column(BigInteger, default=0)
     stats_version: Mapped[int] = mapped_column(BigInteger, default=0)
     model_id: Mapped[int | None] = mapped_column(BigId)
+    # Forward decay (see sync.py): counts are stored as worth at this moment (epoch seconds).
+    landmark: Mapped[float | None] = mapped_column(Float)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
@@ -205,10 +207,10 @@ class DecisionOutcome(Base):
 
 
 class DecisionStat(Base):
-    """Decayed shows and wins of an offer in one learning cell (0: the offer overall).
-
-    The counts are as of ``at`` (epoch seconds); at time t they are worth
-    ``count · 2^(-(t - at) / half_life)``.
+    """Shows and wins of an offer in one learning cell (0: the offer overall), forward-decayed:
+    a show at time s adds ``2^((s - landmark) / half_life)``, so at time t the stored count is
+    worth ``count · 2^(-(t - landmark) / half_life)`` (landmark: ``decision_state.landmark``).
+    ``at``: when the row was last written (epoch seconds).
     """
 
     __tablename__ = "decision_stats"

@@ -19,7 +19,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import insert_ignoring_duplicates, utcnow
+from relata.db import bulk_insert, insert_ignoring_duplicates, utcnow
 from relata.decisions import timeline
 from relata.decisions.engine import existing
 from relata.decisions.features import POSITIVE, ResponseRow
@@ -177,7 +177,6 @@ def write(
     items: list[Item],
     now: datetime,
     on_timeline: bool,
-    new_decision: bool = False,
 ) -> tuple[list[ResponseRow], int]:
     """Store responses once each; their outcomes (a show each, a win for a positive one);
     and, for responses relata was told about directly, an event on the timeline."""
@@ -210,15 +209,10 @@ def write(
         }
         for item, d, offer in responses
     ]
-    if new_decision:
-        # The decision was made in this transaction: nothing can be a duplicate yet.
-        session.execute(table.insert(), values)
-        inserted = {(v["decision_id"], v["offer_id"], v["kind"]) for v in values}
-    else:
-        stmt = insert_ignoring_duplicates(session, table).returning(
-            table.c.decision_id, table.c.offer_id, table.c.kind
-        )
-        inserted = set(session.execute(stmt, values).all())
+    stmt = insert_ignoring_duplicates(session, table).returning(
+        table.c.decision_id, table.c.offer_id, table.c.kind
+    )
+    inserted = set(session.execute(stmt, values).all())
     fresh = [r for r in responses if (r[0].decision_id, r[2]["offer_id"], r[0].kind) in inserted]
     _outcomes(session, fresh)
     if on_timeline:
@@ -246,6 +240,78 @@ def write(
         for item, d, offer in fresh
     ]
     return rows, len(items) - len(fresh)
+
+
+def impressions(
+    session: Session,
+    decision_id: uuid.UUID,
+    customer_id: int,
+    channel: str,
+    outcome: Any,
+    shows: list[dict[str, Any]],
+    now: datetime,
+) -> None:
+    """The impressions and shows of a decision just made, straight through the driver."""
+    if not shows:
+        return
+    bulk_insert(
+        session,
+        DecisionResponse.__table__,
+        [
+            "decision_id",
+            "offer_id",
+            "customer_id",
+            "origin_customer_id",
+            "channel",
+            "kind",
+            "via",
+            "occurred_at",
+            "received_at",
+        ],
+        [
+            (
+                decision_id,
+                o["offer_id"],
+                customer_id,
+                customer_id,
+                channel,
+                "impression",
+                "decision",
+                now,
+                now,
+            )
+            for o in shows
+        ],
+    )
+    bulk_insert(
+        session,
+        DecisionOutcome.__table__,
+        [
+            "decision_id",
+            "offer_id",
+            "kind",
+            "channel",
+            "control",
+            "labels",
+            "cost",
+            "occurred_at",
+            "folded",
+        ],
+        [
+            (
+                decision_id,
+                o["offer_id"],
+                "show",
+                channel,
+                outcome.control,
+                outcome.labels,
+                0.0,
+                now,
+                False,
+            )
+            for o in shows
+        ],
+    )
 
 
 def _outcomes(session: Session, fresh: list[tuple[Item, DecisionRef, dict[str, Any]]]) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import utcnow
+from relata.db import bulk_insert, utcnow
 from relata.decisions import permission, responses, timeline
 from relata.decisions.decide import Outcome, Request
 from relata.decisions.engine import Engine
@@ -23,8 +23,6 @@ from relata.decisions.models import Decision, new_decision_id
 from relata.decisions.responses import (  # the domain's public service, in one place
     RESPONSE_EVENTS,
     DecisionNotFound,
-    DecisionRef,
-    Item,
     ResponseError,
     after_commit,
     parse_id,
@@ -183,26 +181,28 @@ def _log(
         }
         for c in outcome.chosen
     ]
-    session.execute(
-        Decision.__table__.insert(),
+    bulk_insert(
+        session,
+        Decision.__table__,
+        list(DECISION_COLUMNS),
         [
-            {
-                "id": decision_id,
-                "customer_id": customer_id,
-                "origin_customer_id": customer_id,
-                "anonymous_id": request.anonymous_id,
-                "channel": request.channel,
-                "placement": request.placement,
-                "context": request.context,
-                "control": outcome.control,
-                "offers": offers,
-                "labels": outcome.labels,
-                "considered": len(outcome.considered) or outcome.eligible,
-                "excluded": outcome.excluded,
-                "blocked": outcome.blocked.detail[:200] if outcome.blocked else None,
-                "catalogue_version": catalogue_version,
-                "created_at": now,
-            }
+            (
+                decision_id,
+                customer_id,
+                customer_id,
+                request.anonymous_id,
+                request.channel,
+                request.placement,
+                request.context,
+                outcome.control,
+                offers,
+                outcome.labels,
+                len(outcome.considered) or outcome.eligible,
+                outcome.excluded,
+                outcome.blocked.detail[:200] if outcome.blocked else None,
+                catalogue_version,
+                now,
+            )
         ],
     )
     properties = {
@@ -215,18 +215,34 @@ def _log(
     if outcome.blocked:
         properties["blocked"] = outcome.blocked.detail
     timeline.add(session, [(customer_id, DECISION_EVENT, f"decision:{decision_id}", properties)])
-    if not shown:
-        return []
-    shows = [o for o in offers if not o["nothing"]]
-    items = [
-        Item(decision_id, o["offer_id"], "impression", None, now, "decision", None) for o in shows
+    shows = [o for o in offers if not o["nothing"]] if shown else []
+    # A new decision: its impressions and shows cannot exist yet, so no duplicate check.
+    responses.impressions(session, decision_id, customer_id, request.channel, outcome, shows, now)
+    return [
+        ResponseRow(
+            str(decision_id), o["offer_id"], o["category"], request.channel, "impression", now
+        )
+        for o in shows
     ]
-    decision = DecisionRef(
-        decision_id, customer_id, request.channel, offers, outcome.labels, outcome.control
-    )
-    return responses.write(session, {decision_id: decision}, items, now, False, new_decision=True)[
-        0
-    ]
+
+
+DECISION_COLUMNS = (
+    "id",
+    "customer_id",
+    "origin_customer_id",
+    "anonymous_id",
+    "channel",
+    "placement",
+    "context",
+    "control",
+    "offers",
+    "labels",
+    "considered",
+    "excluded",
+    "blocked",
+    "catalogue_version",
+    "created_at",
+)
 
 
 def _read(

@@ -23,8 +23,9 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import bindparam, func, select, text, update
+from sqlalchemy import func, select, text, update
 from sqlalchemy.orm import Session
 
 from relata.db import utcnow
@@ -33,6 +34,7 @@ from relata.decisions.loader import STATE_ID, decay
 from relata.decisions.models import DecisionOutcome, DecisionStat, DecisionState, DecisionUsage
 from relata.segments.rules.timing import BERLIN
 
+REBASE_HALF_LIVES = 300  # 2^300 ≈ 1e90: far from a float's limit of 2^1024
 FOLD_LOCK = 0x5245_4C41_4446  # "RELADF": the advisory lock key of the fold on PostgreSQL
 CHUNK = 500
 
@@ -74,16 +76,7 @@ def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
             return 0  # another process is folding right now
     o = DecisionOutcome
     rows = session.execute(
-        select(
-            o.id,
-            o.offer_id,
-            o.kind,
-            o.channel,
-            o.control,
-            o.labels,
-            o.cost,
-            o.occurred_at,
-        )
+        select(o.id, o.offer_id, o.kind, o.channel, o.control, o.labels, o.cost, o.occurred_at)
         .where(o.folded.is_(False))
         .order_by(o.id)
         .limit(limit)
@@ -91,11 +84,14 @@ def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
     if not rows:
         return 0
     now = time.time()
+    version = bump(session, stats=True)
+    landmark = _landmark(session, now, half_life_days)
     counts: dict[tuple[int, int], list] = {}
     usage: dict[tuple[str, object, bool], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     keys: dict[str, int] = {}
     for _, offer_id, kind, channel, control, labels, cost, at in rows:
-        weight = decay(at.timestamp(), now, half_life_days)
+        # Forward decay: a later show weighs more, by as much as older ones have faded since.
+        weight = decay(at.timestamp(), landmark, half_life_days)
         win = kind == "win"
         for label in labels:
             cell = keys.get(label)
@@ -111,8 +107,7 @@ def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
         else:
             offer_usage[0] += 1
             usage[(f"channel:{channel}", day, control)][0] += 1
-    version = bump(session, stats=True)
-    _write_stats(session, counts, now, half_life_days, version)
+    _write_stats(session, counts, now, version)
     _write_usage(session, usage)
     ids = [r[0] for r in rows]
     for i in range(0, len(ids), CHUNK):
@@ -125,82 +120,72 @@ def _day(at: datetime) -> object:
     return at.astimezone(BERLIN).date()
 
 
-def _write_stats(
-    session: Session,
-    counts: dict[tuple[int, int], list],
-    now: float,
-    half_life_days: float,
-    version: int,
-) -> None:
-    existing = _existing(session, counts)
-    inserts, updates = [], []
-    for key in sorted(counts):
-        shows, wins, label = counts[key]
-        if key in existing:
-            old_shows, old_wins, old_at = existing[key]
-            factor = decay(old_at, now, half_life_days)
-            updates.append(
-                {
-                    "k_offer": key[0],
-                    "k_cell": key[1],
-                    "shows": old_shows * factor + shows,
-                    "wins": old_wins * factor + wins,
-                    "at": now,
-                    "version": version,
-                }
-            )
-        else:
-            inserts.append(
-                {
-                    "offer_id": key[0],
-                    "cell": key[1],
-                    "label": label[:300],
-                    "shows": shows,
-                    "wins": wins,
-                    "at": now,
-                    "version": version,
-                }
-            )
-    table = DecisionStat.__table__
-    if inserts:
-        session.execute(table.insert(), inserts)
-    if updates:
-        by_key = table.update().where(
-            table.c.offer_id == bindparam("k_offer"), table.c.cell == bindparam("k_cell")
-        )
-        session.execute(by_key, updates)
-
-
-def _existing(
-    session: Session, counts: dict[tuple[int, int], list]
-) -> dict[tuple[int, int], tuple[float, float, float]]:
-    """The stored counts of these keys, one query an offer: an index seek on the primary key
-    (SQLite scans the table for a row-value IN)."""
-    cells: dict[int, list[int]] = defaultdict(list)
-    for offer_id, cell in counts:
-        cells[offer_id].append(cell)
-    s = DecisionStat
-    found: dict[tuple[int, int], tuple[float, float, float]] = {}
-    for offer_id, wanted in sorted(cells.items()):
-        for chunk in _chunks(sorted(wanted)):
-            rows = session.execute(
-                select(s.cell, s.shows, s.wins, s.at).where(
-                    s.offer_id == offer_id, s.cell.in_(chunk)
-                )
-            )
-            found.update(((offer_id, cell), (sh, w, at)) for cell, sh, w, at in rows)
+def _landmark(session: Session, now: float, half_life_days: float) -> float:
+    """The forward-decay landmark; moved to now (and every count scaled down to match) once
+    counts would grow past what a float holds comfortably."""
+    found = session.execute(
+        select(DecisionState.landmark).where(DecisionState.id == STATE_ID)
+    ).scalar_one()
+    if found is None:
+        found = now
+    elif half_life_days > 0 and (now - found) / (half_life_days * 86400) > REBASE_HALF_LIVES:
+        factor = decay(found, now, half_life_days)
+        t = DecisionStat.__table__
+        session.execute(t.update().values(shows=t.c.shows * factor, wins=t.c.wins * factor))
+        found = now
+    else:
+        return found
+    session.execute(
+        update(DecisionState).where(DecisionState.id == STATE_ID).values(landmark=found)
+    )
     return found
+
+
+def _write_stats(
+    session: Session, counts: dict[tuple[int, int], list], now: float, version: int
+) -> None:
+    """One upsert a row: a sum, so no read of the stored counts is needed."""
+    table = DecisionStat.__table__
+    stmt = _insert(session, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["offer_id", "cell"],
+        set_={
+            "shows": table.c.shows + stmt.excluded.shows,
+            "wins": table.c.wins + stmt.excluded.wins,
+            "at": stmt.excluded.at,
+            "version": stmt.excluded.version,
+        },
+    )
+    rows = [
+        {
+            "offer_id": offer_id,
+            "cell": cell,
+            "label": label[:300],
+            "shows": shows,
+            "wins": wins,
+            "at": now,
+            "version": version,
+        }
+        for (offer_id, cell), (shows, wins, label) in sorted(counts.items())
+    ]
+    session.execute(stmt, rows)
+
+
+def _insert(session: Session, table: Any) -> Any:
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+
+        return insert(table)
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table)
 
 
 def _write_usage(session: Session, usage: dict[tuple[str, object, bool], list[float]]) -> None:
     if not usage:
         return
     table = DecisionUsage.__table__
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    stmt = insert(table)
+    stmt = _insert(session, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["scope", "day", "control"],
         set_={

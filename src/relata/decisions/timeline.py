@@ -1,9 +1,9 @@
 """Decisions and responses on the customer's timeline, written on the hot path.
 
 Like ``events.timeline.record_system_events`` (system events of relata's own source),
-but one INSERT with the source's id remembered per database: the general function
-looks the source up and reserves ids first, three statements where a decision can
-afford one.
+but one INSERT straight through the driver with the source's id remembered per database:
+the general function looks the source up and reserves ids first, three statements where
+a decision can afford one.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from relata.db import utcnow
+from relata.db import bulk_insert, utcnow
 from relata.events.models import Event
 from relata.ingest.sources import system_source
 
@@ -40,22 +40,24 @@ def add(session: Session, events: Sequence[tuple[int, str, str, dict[str, Any]]]
         return
     now = utcnow()
     source_id = _source_id(session)
-    session.execute(
-        Event.__table__.insert(),
+    bulk_insert(
+        session,
+        Event.__table__,
         [
-            {
-                "source_id": source_id,
-                "message_id": message_id,
-                "customer_id": cid,
-                "origin_customer_id": cid,
-                "type": "system",
-                "name": name,
-                "properties": properties,
-                "context": {},
-                "occurred_at": now,
-                "received_at": now,
-                "profiling": True,
-            }
+            "source_id",
+            "message_id",
+            "customer_id",
+            "origin_customer_id",
+            "type",
+            "name",
+            "properties",
+            "context",
+            "occurred_at",
+            "received_at",
+            "profiling",
+        ],
+        [
+            (source_id, message_id, cid, cid, "system", name, properties, {}, now, now, True)
             for cid, name, message_id, properties in events
         ],
     )

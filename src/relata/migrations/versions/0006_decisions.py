@@ -96,6 +96,7 @@ def _offers() -> None:
         sa.Column("catalogue_version", sa.BigInteger(), nullable=False),
         sa.Column("stats_version", sa.BigInteger(), nullable=False),
         sa.Column("model_id", ID, nullable=True),
+        sa.Column("landmark", sa.Float(), nullable=True),
         sa.Column("updated_at", TIME, nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_decision_state")),
     )
