@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from relata.config import Settings
 from relata.events import service as events
@@ -264,24 +264,34 @@ def test_an_edited_segment_is_compiled_again_for_live_evaluation(db, settings):
 
 
 def test_anonymous_visitors_are_segmented_only_with_their_consent_to_profiling(db, settings):
+    # Event ingest re-evaluates live segments at the wall clock: this test lives there too.
+    now = datetime.now(UTC)
     save(db, "leser", 'has event "Article Read" in last 7 days')
     allowed = {"consent": {"categoryPreferences": {"Personalisierung": True}}}
     refused = {"consent": {"categoryPreferences": {"Personalisierung": False}}}
     reads = [
-        Track(type="track", anonymousId=v, event="Article Read", timestamp=NOW, context=c)
+        Track(type="track", anonymousId=v, event="Article Read", timestamp=now, context=c)
         for v, c in (("v1", allowed), ("v2", refused), ("v3", {}))
     ]
+
+    def members() -> list[int]:
+        with db.session(write=False) as session:
+            return list(
+                session.scalars(
+                    select(SegmentMembership.customer_id).where(SegmentMembership.left_at.is_(None))
+                )
+            )
+
     with db.session() as session:
-        customers = events.ingest(session, reads, settings).customers
-        assert service.reevaluate(session, customers, NOW).entered == [("leser", customers[0])]
+        customers = events.ingest(session, reads, settings).customers  # evaluated live
+    assert members() == [customers[0]]
     identify = Identify(type="identify", anonymousId="v1", userId="U1", traits={"email": "u@x.de"})
     with db.session() as session:
         after = events.ingest(session, [identify], settings).customers
-        changes = service.reevaluate(session, [*customers, *after], NOW)
-        stays = session.scalar(select(func.count()).where(SegmentMembership.left_at.is_(None)))
-    assert stays == 1
+        changes = service.reevaluate(session, [*customers, *after])
     # The visitor became a known customer in place: still one stay, nothing new.
     assert after == [customers[0]] and changes == membership.Changes()
+    assert members() == [customers[0]]
 
 
 def test_a_segment_that_no_longer_compiles_never_stops_live_evaluation(db, settings, caplog):
@@ -302,3 +312,24 @@ def test_a_segment_that_no_longer_compiles_never_stops_live_evaluation(db, setti
         changes = service.reevaluate(session, [ids["A"]], NOW)
     assert changes.entered == [("frauen", ids["A"])]
     assert "segment 'kaputt' is not evaluated live" in caplog.text
+
+
+def test_an_imported_file_moves_its_customers_into_live_segments(db, settings, tmp_path):
+    from relata.ingest.service import import_file
+
+    make_source(db, "shop")
+    save(db, "berliner", 'city = "Berlin"')
+    path = tmp_path / "kunden.csv"
+    path.write_text("Kundennummer;Nachname;Ort\nK1;Meier;Berlin\nK2;Huber;Köln\n", "utf-8")
+    import_file(db, path, "shop", settings)
+    with db.session(write=False) as session:
+        inside = session.scalars(select(SegmentMembership.customer_id)).all()
+    assert len(inside) == 1
+    path.write_text("Kundennummer;Nachname;Ort\nK1;Meier;Potsdam\nK2;Huber;Berlin\n", "utf-8")
+    import_file(db, path, "shop", settings)  # both moved: one left, one entered
+    with db.session(write=False) as session:
+        stays = session.execute(
+            select(SegmentMembership.customer_id, SegmentMembership.left_at)
+        ).all()
+    assert len(stays) == 2
+    assert sorted(left is None for _, left in stays) == [False, True]

@@ -26,6 +26,7 @@ from relata.ingest.normalise import normalise_record
 from relata.ingest.records import RecordInput, upsert_records
 from relata.ingest.sources import SourceError, ensure_source, get_source
 from relata.profiles.models import Holding
+from relata.segments import service as segments
 
 DEFAULT_EVENT_SOURCE = "web"
 CHUNK = 500
@@ -111,6 +112,8 @@ def ingest(
     customers = _customers(session, fresh, settings)
     _store(session, fresh, customers)
     consent_events.record_consents(session, fresh, customers, settings)
+    # Live segments: whoever an event arrived for is re-evaluated in this transaction.
+    segments.reevaluate(session, customers)
     return Ingested(len(fresh), duplicates, customers, quarantined)
 
 

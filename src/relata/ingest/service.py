@@ -33,6 +33,7 @@ from relata.ingest.normalise import InvalidValue, normalise_record
 from relata.ingest.readers import RawRow, ReadError, headers, read_file
 from relata.ingest.records import BatchResult, RecordInput, upsert_records
 from relata.ingest.sources import SourceError, require_source
+from relata.segments import service as segments
 
 Progress = Callable[[int], None]  # called with the number of rows just handled
 PARALLEL_FROM_BYTES = 4 << 20
@@ -262,6 +263,7 @@ def import_file(
                 ]
                 result = upsert_records(session, src, records, settings)
                 record_consents(session, src, mapping, records, result, settings)
+                segments.reevaluate(session, result.touched)  # a profile change is live too
                 summary.add(result)
                 quarantine(session, src, str(path), rejected)
             summary.quarantined += len(rejected)
