@@ -584,3 +584,20 @@ def test_forward_decay_weighs_a_show_by_its_age(db, settings, eva):
         stats = loader.stats(s, cat, 30, landmark)
     assert abs(landmark - clock.time()) < 120
     assert stats.arrays(0)[0][0] == pytest.approx(1.5, rel=1e-3)
+
+
+def test_the_fold_reads_unfolded_outcomes_through_the_partial_index(db):
+    """`folded IS 0` would scan the whole (ever growing) table every second."""
+    from sqlalchemy import text
+
+    from relata.decisions.models import DecisionOutcome as o
+
+    stmt = select(o.id).where(~o.folded).order_by(o.id).limit(10)
+    with db.session(write=False) as s:
+        sql = str(stmt.compile(s.get_bind(), compile_kwargs={"literal_binds": True}))
+        if db.is_sqlite:
+            plan = " ".join(str(r) for r in s.execute(text("EXPLAIN QUERY PLAN " + sql)))
+        else:
+            s.execute(text("SET LOCAL enable_seqscan = off"))
+            plan = " ".join(r[0] for r in s.execute(text("EXPLAIN " + sql)))
+    assert "ix_decision_outcomes_unfolded" in plan, plan

@@ -333,3 +333,14 @@ def test_an_imported_file_moves_its_customers_into_live_segments(db, settings, t
         ).all()
     assert len(stays) == 2
     assert sorted(left is None for _, left in stays) == [False, True]
+
+
+def test_a_segment_deleted_and_made_again_writes_its_events_afresh(db, settings):
+    """SQLite hands out the ids of deleted rows again; event message ids must not clash."""
+    ids = people(db, settings)
+    for _ in range(2):
+        save(db, "frauen", 'gender = "f"')
+        with db.session() as session:
+            service.refresh(session, None, NOW)
+            service.delete_segment(session, "frauen")
+    assert timeline(db, ids["A"]) == [("Segment Entered", "frauen")] * 2

@@ -77,7 +77,7 @@ def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
     o = DecisionOutcome
     rows = session.execute(
         select(o.id, o.offer_id, o.kind, o.channel, o.control, o.labels, o.cost, o.occurred_at)
-        .where(o.folded.is_(False))
+        .where(~o.folded)  # matches the partial index (IS 0 would scan)
         .order_by(o.id)
         .limit(limit)
     ).all()
@@ -209,4 +209,4 @@ def _chunks(keys: list) -> Iterable[list]:
 def pending(session: Session) -> int:
     """Outcomes not folded yet (for status displays and tests)."""
     o = DecisionOutcome
-    return session.execute(select(func.count()).where(o.folded.is_(False))).scalar_one()
+    return session.execute(select(func.count()).where(~o.folded)).scalar_one()

@@ -9,13 +9,14 @@ Two ways in, one result:
   loaded and every segment's Python closure decides, at once.
 
 A stay is a row in ``segment_memberships``; entering and leaving each write a system event
-on the customer's timeline (message id ``segment-entered:<stay>``/``segment-left:<stay>``,
-so a stay's events are written once), for journeys to react to.
+on the customer's timeline (message id ``segment-entered:<stay>:<token>``, written with the
+stay in one transaction), for journeys to react to.
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -138,6 +139,10 @@ def _events(
     if not entered and not left:
         return
     source_id = system_source(session).id
+    # The stay's id, and a token of this write: SQLite hands out the ids of deleted stays
+    # again, and a message id must never meet an old event's. Each event is written once
+    # anyway: only with the stay it belongs to, in one transaction.
+    token = secrets.token_hex(4)
     rows: list[tuple[Any, ...]] = []
     for name, prefix, stays in (
         (ENTERED, "segment-entered", entered),
@@ -146,7 +151,7 @@ def _events(
         for stay in stays:
             segment, version = segments[stay.segment_id]
             properties = {"segment": segment, "segment_id": stay.segment_id, "version": version}
-            message = f"{prefix}:{stay.id}"
+            message = f"{prefix}:{stay.id}:{token}"
             cid = stay.customer_id
             rows.append((source_id, message, cid, cid, "system", name, properties, {}, now, now))
     table = Event.__table__

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
+from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from relata.segments.rules import ast
@@ -86,7 +87,12 @@ def _period(day: date, period: str) -> tuple[date, date]:
 
 def date_bounds(window: Window, now: datetime, tz: tzinfo = BERLIN) -> Bounds:
     """The window over dates (both ends are whole days)."""
-    current = today(now, tz)
+    return date_bounds_on(window, today(now, tz))
+
+
+# Windows of whole days depend on the date only: worked out once a day, not per customer.
+@lru_cache(maxsize=4096)
+def date_bounds_on(window: Window, current: date) -> Bounds:
     if isinstance(window, ast.Last):
         return Bounds(shift(current, -window.amount, window.unit), current)
     if isinstance(window, ast.Next):
@@ -107,7 +113,12 @@ def moment_bounds(window: Window, now: datetime, tz: tzinfo = BERLIN) -> Bounds:
         return Bounds(shift(now, -window.amount, window.unit), now)
     if isinstance(window, ast.Next):
         return Bounds(now, shift(now, window.amount, window.unit))
-    days = date_bounds(window, now, tz)
+    return _day_moments(window, today(now, tz), tz)
+
+
+@lru_cache(maxsize=4096)
+def _day_moments(window: Window, current: date, tz: tzinfo) -> Bounds:
+    days = date_bounds_on(window, current)
     # A day before the first representable instant leaves that side open.
     lo = day_start(days.lo, tz) if isinstance(days.lo, date) else None
     if days.hi is None:
@@ -126,6 +137,7 @@ def _nothing() -> Bounds:
     return Bounds(epoch, epoch, hi_inclusive=False)
 
 
+@lru_cache(maxsize=4096)
 def day_bounds(op: str, day: date, tz: tzinfo = BERLIN) -> Bounds:
     """A point in time compared with a calendar day: ``= day`` is any moment of that day."""
     start, after = day_start(day, tz), next_day(day)
@@ -163,7 +175,12 @@ def month_days(window: Window, now: datetime, tz: tzinfo = BERLIN) -> frozenset[
 
     Someone born on 29 February celebrates on the 28th when the year has no 29th.
     """
-    days = date_bounds(window, now, tz)
+    return _month_days_on(window, today(now, tz))
+
+
+@lru_cache(maxsize=1024)
+def _month_days_on(window: Window, current: date) -> frozenset[str] | None:
+    days = date_bounds_on(window, current)
     lo, hi = days.lo, days.hi
     if not isinstance(lo, date) or not isinstance(hi, date) or (hi - lo).days >= 365:
         return None
