@@ -127,3 +127,15 @@ def web_session(db: Database, role: str, username: str | None = None) -> tuple[s
             session.flush()
         token = service.start_session(session, user.id, Settings(database_url=db.url), utcnow())
     return token, passwords.csrf_token_of(token)
+
+
+@pytest.fixture
+def chromium() -> Path:
+    """Debian's Chromium for the browser tests; CI installs it, elsewhere they are skipped."""
+    from tests.browser import CHROMIUM
+
+    if not CHROMIUM.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{CHROMIUM} is missing (CI installs the Debian chromium package)")
+        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
+    return CHROMIUM

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,18 +12,8 @@ from relata.config import Settings
 from relata.db import Database
 from relata.events import service as events
 from relata.events.schemas import Batch
+from tests.browser import ARGS, running
 from tests.helpers import make_source, put, rec
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "service-desk-2026"
@@ -56,19 +43,8 @@ def _orders(count: int) -> Batch:
 
 
 @pytest.fixture
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        if os.environ.get("CI"):
-            pytest.fail(f"{CHROMIUM} is missing (CI installs the Debian chromium package)")
-        pytest.skip(f"{CHROMIUM} is missing: apt-get install chromium")
-    return CHROMIUM
-
-
-@pytest.fixture
 def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """uvicorn serving a small SQLite database; yields its base URL and Jürgen's id."""
-    import uvicorn
-
     from relata.api.app import create_app
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'relata.db'}", timeline_page_size=3)
@@ -87,28 +63,11 @@ def server(tmp_path: Path) -> Iterator[tuple[str, int]]:
         events.ingest(session, _orders(5).batch, settings, "shop")
         add_user(session, "bea", "agent", PASSWORD)
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, db), log_level="warning", ws="none", http="h11", lifespan="on"
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        for _ in range(200):
-            if uvicorn_server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.025)
-        assert uvicorn_server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}", shop.customer_of["K100023"]
+        with running(create_app(settings, db)) as url:
+            yield url, shop.customer_of["K100023"]
     finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         db.dispose()
-        assert not thread.is_alive(), "uvicorn did not stop within 10 s"
 
 
 def test_search_open_the_360_view_page_the_timeline_and_switch_language(chromium, server):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,8 @@ from relata.auth.service import add_user
 from relata.config import Settings
 from relata.db import Database
 from relata.identity.matching import batch, store
+from tests.browser import ARGS, running
 from tests.matching_helpers import trained
-from tests.test_e2e_browser import ARGS, chromium  # noqa: F401  (fixture)
 from tests.test_matching_store import ANNETT, JUERGEN, JUERGEN_AGAIN, _people, weight
 
 pytestmark = pytest.mark.e2e
@@ -24,8 +22,6 @@ PASSWORD = "review-desk-2026"
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     """uvicorn on a SQLite database with one pair (the two Annetts) open for review."""
-    import uvicorn
-
     from relata.api.app import create_app
 
     names_only, same = weight(*ANNETT), weight(JUERGEN, JUERGEN_AGAIN)
@@ -42,31 +38,14 @@ def server(tmp_path: Path) -> Iterator[str]:
     _people(db, settings)
     batch.dedupe(db, settings)
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    config = uvicorn.Config(
-        create_app(settings, db), log_level="warning", ws="none", http="h11", lifespan="on"
-    )
-    uvicorn_server = uvicorn.Server(config)
-    thread = threading.Thread(target=uvicorn_server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        for _ in range(200):
-            if uvicorn_server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.025)
-        assert uvicorn_server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{port}"
+        with running(create_app(settings, db)) as url:
+            yield url
     finally:
-        uvicorn_server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         db.dispose()
-        assert not thread.is_alive(), "uvicorn did not stop within 10 s"
 
 
-def test_review_a_pair_in_the_browser(chromium: Path, server: str) -> None:  # noqa: F811
+def test_review_a_pair_in_the_browser(chromium: Path, server: str) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     problems: list[str] = []

@@ -3,8 +3,6 @@ the text form kept in step both ways, and saving."""
 
 from __future__ import annotations
 
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,8 +11,8 @@ import pytest
 from relata.auth.service import add_user
 from relata.config import Settings
 from relata.db import Database
+from tests.browser import ARGS, running
 from tests.helpers import make_source, put, rec
-from tests.test_e2e_browser import ARGS, chromium  # noqa: F401 (a fixture)
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "segments-2026-builder"
@@ -22,8 +20,6 @@ PASSWORD = "segments-2026-builder"
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
-    import uvicorn
-
     from relata.api.app import create_app
 
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'relata.db'}")
@@ -39,32 +35,16 @@ def server(tmp_path: Path) -> Iterator[str]:
         rec("3", first_name="Carl", gender="m", city="Köln"),
     )
     with db.session() as session:
-        # The segment routes are mapped to segments:read/write by the lead; admin meanwhile.
+        # A marketing user would do as well (segments:read/write); the admin sees every page.
         add_user(session, "mara", "admin", PASSWORD)
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    config = uvicorn.Config(
-        create_app(settings, db), log_level="warning", ws="none", http="h11", lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
     try:
-        for _ in range(200):
-            if server.started or not thread.is_alive():
-                break
-            threading.Event().wait(0.025)
-        assert server.started, "uvicorn did not start"
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+        with running(create_app(settings, db)) as url:
+            yield url
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
         db.dispose()
-        assert not thread.is_alive(), "uvicorn did not stop within 10 s"
 
 
-def test_build_count_and_save_a_segment(chromium, server):  # noqa: F811
+def test_build_count_and_save_a_segment(chromium, server):
     from playwright.sync_api import expect, sync_playwright
 
     problems: list[str] = []
