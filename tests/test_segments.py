@@ -239,9 +239,10 @@ def test_a_merged_away_customer_leaves_and_the_survivor_is_evaluated(db, setting
     save(db, "frauen", 'gender = "f"')
     with db.session() as session:
         service.reevaluate(session, ids.values(), NOW)
-        merge_customers(session, ids["A"], ids["B"], "test", settings)
+        merge_customers(session, ids["A"], ids["B"], "test", settings)  # re-evaluates
         changes = service.reevaluate(session, [ids["A"], ids["B"]], NOW)
-    assert changes == membership.Changes([], [("frauen", ids["B"])])
+    assert changes == membership.Changes()  # the merge itself closed B's stay
+    assert timeline(db, ids["B"])[-1:] == [("Segment Left", "frauen")]
     with db.session(write=False) as session:
         assert service.get(session, "frauen").members == 1
 

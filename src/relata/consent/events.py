@@ -95,6 +95,7 @@ def record_consents(
             p["channel"],
             CONSENT_EVENTS[msg.event],
             via="event",
+            live=False,  # events/service.ingest re-evaluates every customer after this
             source=src.name,
             source_key=mid,
             text_version=p.get("text_version"),

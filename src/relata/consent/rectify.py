@@ -27,6 +27,7 @@ from relata.ingest.models import SourceRecord
 from relata.ingest.normalise import CANONICAL_FIELDS, InvalidValue, normalise_record
 from relata.ingest.records import RecordInput, upsert_records
 from relata.ingest.sources import ensure_source
+from relata.segments import membership
 
 SOURCE = "rectification"
 TRUST = 100  # a person's correction outranks every source; ties go to the newer record
@@ -135,4 +136,5 @@ def rectify(
         {"changes": changed, "reason": reason, "via": via, "user": user},
     )
     session.flush()
+    membership.reevaluate(session, [holder])  # a profile change is live for segments
     return Rectified(holder, changed)

@@ -98,6 +98,7 @@ def record(
     occurred_at: datetime | None = None,
     origin: int | None = None,
     covers: Iterable[int] | None = None,
+    live: bool = True,
 ) -> ConsentEntry:
     """Append one grant, revocation or request to the customer's ledger.
 
@@ -129,6 +130,10 @@ def record(
     session.add(entry)
     session.flush()
     cache.invalidate(session, [customer.id])
+    if live:  # consent fields are rule fields: the customer's segments follow at once
+        from relata.segments import membership  # segments read consent: import late
+
+        membership.reevaluate(session, [customer.id])
     return entry
 
 

@@ -30,6 +30,7 @@ from relata.ingest.models import SourceRecord
 from relata.profiles import service as profiles
 from relata.profiles.models import Customer, Holding
 from relata.profiles.survivorship import Golden
+from relata.segments import membership
 
 CHUNK = 500
 IDENTIFIER_FIELDS = ("email", "phone", "customer_number", "loyalty_card")
@@ -252,6 +253,7 @@ def merge_customers(
     """A merge decided by a person: merged at once and golden record recomputed."""
     merge_id = merge(session, survivor_id, merged_id, reason)
     profiles.refresh(session, [survivor_id], settings.survivorship)
+    membership.reevaluate(session, [survivor_id, merged_id])  # live segments
     return merge_id
 
 
@@ -324,6 +326,7 @@ def merge_many(
         ],
     )
     profiles.refresh(session, survivors, settings.survivorship)
+    membership.reevaluate(session, [*survivors, *merged_ids])  # live segments
     return log_ids
 
 
@@ -420,6 +423,7 @@ def unmerge(session: Session, merge_id: int, settings: Settings) -> Unmerged:
             f"unmerge:{merge_id}:{cid}",
             {"merge_id": merge_id, "restored_id": log.merged_id, "survivor_id": holder},
         )
+    membership.reevaluate(session, [holder, log.merged_id])  # live segments
     return Unmerged(merge_id, log.merged_id, holder)
 
 
