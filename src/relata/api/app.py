@@ -22,6 +22,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database.migrate()
         yield
+        app.state.audit_writer.stop()
         if db is None:
             database.dispose()
 
