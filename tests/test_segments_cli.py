@@ -97,6 +97,8 @@ def test_the_json_form_is_accepted_from_a_file_and_check_prints_both_forms(relat
         (("segments", "members", "nope", "--out", "never.csv"), "error: no segment 'nope'"),
         (("segments", "edit", "nope", "--rule", "age > 1"), "error: no segment 'nope'"),
         (("segments", "refresh", "nope"), "error: no segment 'nope'"),
+        (("segments", "refresh", "--every", "5x"), "error: --every '5x': give a period like"),
+        (("segments", "refresh", "--every", "0h"), "error: --every '0h': give a period like"),
         (("segments", "create", "x", "--rule", "city = 'x'; DROP TABLE customers; --"),
          "error: line 1, column 11: unexpected character ';'"),
         (("segments", "create", "x", "--rule-json", "nope.json"), "error:"),
@@ -120,3 +122,20 @@ def test_a_name_that_exists_and_a_circle_are_refused(relata):
     assert circle.stderr == "error: segments refer to each other in a circle: a → b → a\n"
     used = relata("segments", "delete", "a", ok=False)
     assert used.stderr == "error: segment 'a' is used by b; change those first\n"
+
+
+def test_refresh_every_period_repeats_until_stopped(relata, customers, monkeypatch):
+    import time
+
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        if len(slept) == 2:
+            raise KeyboardInterrupt  # the operator stops the loop
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    relata("segments", "create", "alle", "--rule", "age > 0")
+    result = relata("segments", "refresh", "--every", "24h", ok=False)
+    assert slept == [86400, 86400]
+    assert result.stdout.count("alle:") == 2

@@ -246,23 +246,45 @@ def members(
     err.print(f"{written} members written to {out_file}")
 
 
+PERIOD = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_every(text: str) -> int:
+    """Seconds in a period such as ``90s``, ``30m``, ``24h`` or ``1d``; Failure if not."""
+    number, unit = text[:-1], text[-1:].lower()
+    if unit not in PERIOD or not number.isdigit() or int(number) == 0:
+        raise Failure(f"--every {text!r}: give a period like 30m, 24h or 1d")
+    return int(number) * PERIOD[unit]
+
+
 @app.command("refresh")
 @segments_command
 def refresh(
     names: Annotated[list[str] | None, typer.Argument(help="segments (default: all)")] = None,
+    every: Annotated[
+        str | None, typer.Option(help="repeat every period (24h, 30m, 1d) until stopped")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Materialise membership for every customer: entries and exits become timeline events."""
+    import time
+
     from relata.segments import service
 
-    with _session() as session:
-        done = service.refresh(session, names or None)
-    rows = [
-        {"segment": r.segment, "members": r.members, "entered": r.entered, "left": r.left}
-        for r in done
-    ]
-    if as_json:
-        _json(rows)
-        return
-    for r in rows:
-        out.print(f"{r['segment']}: {r['members']} members, +{r['entered']} −{r['left']}")
+    seconds = parse_every(every) if every else None
+    while True:
+        with _session() as session:
+            done = service.refresh(session, names or None)
+        rows = [
+            {"segment": r.segment, "members": r.members, "entered": r.entered, "left": r.left}
+            for r in done
+        ]
+        if as_json:
+            _json(rows)
+        else:
+            for r in rows:
+                out.print(f"{r['segment']}: {r['members']} members, +{r['entered']} −{r['left']}")
+        if seconds is None:
+            return
+        err.print(f"next refresh in {every}")
+        time.sleep(seconds)
