@@ -163,6 +163,16 @@ def test_responses_are_checked_and_stored_once(client, db, settings, eva):
         ).status_code
         == 404
     )
+    # A batch with one unknown decision is refused whole, naming the item; nothing stored.
+    bad = [
+        {"decision_id": did, "offer": shown, "type": "accept"},
+        {"decision_id": "0190d0c8-0000-7000-8000-000000000000", "offer": shown, "type": "click"},
+    ]
+    r = client.post("/v1/decision-responses", json={"responses": bad})
+    assert r.status_code == 404 and "responses.1: no decision" in r.json()["detail"]
+    assert client.post("/v1/decision-responses", json={"responses": []}).status_code == 422
+    r = client.post("/v1/decision-responses", json={"responses": [{"offer": shown}]})
+    assert r.status_code == 422
     batch = [{"decision_id": did, "offer": shown, "type": "convert", "value": 49.9}]
     assert client.post("/v1/decision-responses", json={"responses": batch}).status_code == 201
     got = client.get(f"/v1/decisions/{did}").json()
@@ -266,10 +276,7 @@ def test_a_signed_contract_suppresses_the_offer_on_every_channel(client, db, set
         },
     )
     assert r.status_code == 202, r.text
-    # Until events/service calls responses_from_events, the cache is refreshed here.
-    with db.session() as s:
-        stored = s.execute(select(Event).where(Event.name == "Contract Signed")).scalars().all()
-        service.responses_from_events(s, stored)
+    # Event ingest (responses_from_events) forgets the cached customer: no call needed.
     for channel in ("web", "hotline"):
         found = decide(client, customer_id=eva, channel=channel, explain=True)
         assert found["offers"] == []
@@ -308,15 +315,27 @@ def test_responses_through_the_event_api(client, db, settings, eva):
             "properties": {"decision_id": "no-such-id", "offer": "shoes"},
         },
     ]
+    # Event ingest records the response in its own transaction: no extra call.
+    assert client.post("/v1/events", json={"batch": events}).status_code == 202
+    with db.session(write=False) as s:
+        kinds = s.execute(select(DecisionResponse.kind, DecisionResponse.via)).all()
+        outcomes = s.execute(select(DecisionOutcome.kind)).scalars().all()
+    assert sorted(kinds) == [("accept", "event"), ("impression", "decision")]
+    assert sorted(outcomes) == ["show", "win"]  # shown once (impression), won once
+    # The same messageId again is a duplicate event: nothing counts twice.
     assert client.post("/v1/events", json={"batch": events}).status_code == 202
     with db.session() as s:
         stored = s.execute(select(Event).where(Event.name.like("Offer %"))).scalars().all()
-        assert service.responses_from_events(s, stored) == 1
-    with db.session() as s:
-        assert service.responses_from_events(s, stored) == 0  # delivered twice: once
+        assert len(stored) == 3
+        assert service.responses_from_events(s, stored) == 0  # replayed: once
     with db.session(write=False) as s:
-        kinds = s.execute(select(DecisionResponse.kind, DecisionResponse.via)).all()
-    assert sorted(kinds) == [("accept", "event"), ("impression", "decision")]
+        assert s.execute(select(func.count()).select_from(DecisionResponse)).scalar() == 2
+        assert s.execute(select(func.count()).select_from(DecisionOutcome)).scalar() == 2
+    with db.session() as s:
+        sync.fold(s, settings.decision_half_life_days)
+    with db.session(write=False) as s:
+        stat = s.execute(select(func.sum(DecisionStat.shows), func.sum(DecisionStat.wins))).one()
+    assert stat[0] > 0 and stat[1] > 0  # the learning counts moved
     assert other != eva
 
 

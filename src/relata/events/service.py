@@ -15,6 +15,7 @@ from relata.config import Settings
 from relata.consent import events as consent_events
 from relata.consent.cookies import allows_profiling
 from relata.db import allocate_ids, bulk_insert, insert_ignoring_duplicates, lock_keys, utcnow
+from relata.decisions import responses as decisions
 from relata.events.models import Event
 from relata.events.purchases import HOLDING_EVENTS, holdings_from
 from relata.events.schemas import Alias, Identify, Track
@@ -110,7 +111,9 @@ def ingest(
         fresh.append((src, mid, msg))
     fresh, quarantined = consent_events.screen(session, fresh, settings)
     customers = _customers(session, fresh, settings)
-    _store(session, fresh, customers)
+    stored = _store(session, fresh, customers)
+    # Offer Accepted/Clicked/... with a decision_id: responses that teach the decisions.
+    decisions.responses_from_events(session, stored)
     consent_events.record_consents(session, fresh, customers, settings)
     # Live segments: whoever an event arrived for is re-evaluated in this transaction.
     segments.reevaluate(session, customers)
@@ -241,9 +244,11 @@ def _merge_aliased_users(
             )
 
 
-def _store(session: Session, fresh: list[tuple[Source, str, object]], customers: list[int]) -> None:
+def _store(
+    session: Session, fresh: list[tuple[Source, str, object]], customers: list[int]
+) -> list[dict]:
     if not fresh:
-        return
+        return []
     now = utcnow()
     rows = []
     for (src, mid, msg), cid in zip(fresh, customers, strict=True):
@@ -273,6 +278,7 @@ def _store(session: Session, fresh: list[tuple[Source, str, object]], customers:
     columns = ["id", *rows[0]]
     bulk_insert(session, t, columns, [(i, *r.values()) for i, r in zip(ids, rows, strict=True)])
     _holdings(session, fresh, rows, ids)
+    return [{**r, "id": i} for i, r in zip(ids, rows, strict=True)]
 
 
 def _holdings(
