@@ -513,7 +513,7 @@ def test_the_group_commit_writer_isolates_a_failing_job(db, settings, eva):
 
     from sqlalchemy import text
 
-    from relata.decisions.writer import Writer
+    from relata.writer import Writer
 
     writer = Writer(db)
     results: dict[int, object] = {}

@@ -38,7 +38,7 @@ from relata.auth.permissions import (
     should_audit,
 )
 from relata.db import Database, utcnow
-from relata.decisions.writer import Writer
+from relata.writer import Writer
 
 log = logging.getLogger("relata.auth")
 MAX_ID = 2**63 - 1

@@ -33,8 +33,8 @@ from relata.decisions.features import CustomerState, ResponseRow
 from relata.decisions.policies import Exclusion, Usage
 from relata.decisions.scoring import Weights
 from relata.decisions.snapshot import Config, Model, Snapshot, build
-from relata.decisions.writer import Writer
 from relata.segments.rules.timing import BERLIN
+from relata.writer import Writer
 
 log = logging.getLogger("relata.decisions")
 FULL_RELOAD_SECONDS = 600.0  # re-read all counts now and then: their decay moves on

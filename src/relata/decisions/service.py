@@ -30,9 +30,9 @@ from relata.decisions.responses import (  # the domain's public service, in one 
     responses_from_events,
 )
 from relata.decisions.schemas import ConsideredOffer, DecisionRead, DecisionRequest, OfferChoice
-from relata.decisions.writer import Writer
 from relata.identity import service as identity
 from relata.profiles.models import Customer
+from relata.writer import Writer
 
 __all__ = [
     "RESPONSE_EVENTS",

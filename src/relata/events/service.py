@@ -15,7 +15,7 @@ from relata.config import Settings
 from relata.consent import events as consent_events
 from relata.consent.cookies import allows_profiling
 from relata.db import allocate_ids, bulk_insert, insert_ignoring_duplicates, lock_keys, utcnow
-from relata.decisions import responses as decisions
+from relata.decisions import service as decisions
 from relata.events.models import Event
 from relata.events.purchases import HOLDING_EVENTS, holdings_from
 from relata.events.schemas import Alias, Identify, Track

@@ -1,4 +1,4 @@
-"""Group commit for the decision log: one writer thread, many requests a transaction.
+"""Group commit: one writer thread, many requests a transaction (the decision log, audit rows).
 
 Under load, every request thread opening its own write transaction makes them queue on
 the database's write lock (SQLite's busy handler sleeps between retries), and each pays a
@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from relata.db import Database
 
 T = TypeVar("T")
-log = logging.getLogger("relata.decisions")
+log = logging.getLogger("relata.writer")
 MAX_BATCH = 500
 _STOP = object()
 
@@ -59,7 +59,7 @@ class Writer:
             with self._lock:
                 if self._thread is None:
                     self._thread = threading.Thread(
-                        target=self._loop, name="relata-decisions-writer", daemon=True
+                        target=self._loop, name="relata-writer", daemon=True
                     )
                     self._thread.start()
 
