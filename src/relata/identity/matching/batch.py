@@ -9,6 +9,7 @@ concurrent import merged away meanwhile is left out of this run's merges.
 from __future__ import annotations
 
 import gc
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -161,7 +162,13 @@ def _dedupe(db: Database, settings: Settings, progress: Progress) -> DedupeSumma
         version, splink_model = model.version, model.splink
         rows = _read(session, progress)
         rejected = store.rejected_pairs(session)
+    # The blocking keys of real-time matching are written while DuckDB compares: its
+    # threads release the GIL, so on a small machine the two overlap. They name customers
+    # as they were before this run's merges; real-time matching resolves every candidate
+    # to its survivor, so a key of a merged customer still finds the right one.
+    indexing = _KeyWriter(db, rows)
     with no_gc(), timer("compare"):
+        indexing.start()
         table = engine.arrow_table(rows.table_columns())
         # Splink adjusts for term frequencies of the data it compares now; so does Python
         # here (clustering guard, explanations) and, from the next write on, in real time.
@@ -171,6 +178,11 @@ def _dedupe(db: Database, settings: Settings, progress: Progress) -> DedupeSumma
             table, splink_model, params, floor, settings.match_backend, lambda n: progress.step(n)
         )
         del table
+    with timer("index"):
+        progress.step("indexing blocking keys for real-time matching")
+        keys = indexing.join()
+        with db.session() as session:
+            store.update_term_frequencies(session, version, tf)
     with no_gc(), timer("cluster"):
         progress.step("clustering")
         rows_of_pair = {(a, b): (ra, rb) for a, b, _, ra, rb, _ in predicted.pairs}
@@ -211,12 +223,6 @@ def _dedupe(db: Database, settings: Settings, progress: Progress) -> DedupeSumma
             review_queue.mark_stale(session)
             review_queue.propose(session, proposals, version)
             queued = len(review_queue.list_reviews(session, "open", limit=10**9))
-    with timer("index"):
-        progress.step("indexing blocking keys for real-time matching")
-        rows.customer = [merged_into.get(c, c) for c in rows.customer]
-        with db.session() as session:
-            keys = store.rebuild_keys(session, rows)
-            store.update_term_frequencies(session, version, tf)
     seconds = {
         **timer.seconds,
         **{f"compare.{k}": round(v, 3) for k, v in predicted.seconds.items()},
@@ -233,6 +239,30 @@ def _dedupe(db: Database, settings: Settings, progress: Progress) -> DedupeSumma
         keys=keys,
         seconds=seconds,
     )
+
+
+class _KeyWriter(threading.Thread):
+    """Replaces every blocking key by those of ``rows``, in one write transaction."""
+
+    def __init__(self, db: Database, rows: Rows) -> None:
+        super().__init__(name="relata-dedupe-keys", daemon=True)
+        self.db, self.rows = db, rows
+        self.count = 0
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            with self.db.session() as session:
+                self.count = store.rebuild_keys(session, self.rows)
+        except BaseException as exc:  # re-raised in the caller's thread by join()
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> int:  # type: ignore[override]
+        if self.is_alive() or self.ident is not None:
+            super().join(timeout)
+        if self.error is not None:
+            raise self.error
+        return self.count
 
 
 def _merge(
