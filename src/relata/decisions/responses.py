@@ -8,6 +8,7 @@ and flush; the caller owns the transaction.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping
@@ -192,27 +193,28 @@ def write(
             continue
         seen.add(key)
         responses.append((item, d, offer))
-    table = DecisionResponse.__table__
-    values = [
-        {
-            "decision_id": item.decision_id,
-            "offer_id": offer["offer_id"],
-            "customer_id": d.customer_id,
-            "origin_customer_id": d.customer_id,
-            "channel": d.channel,
-            "kind": item.kind,
-            "value": item.value,
-            "via": item.via,
-            "event_id": item.event_id,
-            "occurred_at": item.occurred_at,
-            "received_at": now,
-        }
-        for item, d, offer in responses
-    ]
-    stmt = insert_ignoring_duplicates(session, table).returning(
-        table.c.decision_id, table.c.offer_id, table.c.kind
+    inserted = _insert_new(
+        session,
+        DecisionResponse.__table__,
+        RESPONSE_COLUMNS,
+        [
+            (
+                item.decision_id,
+                offer["offer_id"],
+                d.customer_id,
+                d.customer_id,
+                d.channel,
+                item.kind,
+                item.value,
+                item.via,
+                item.event_id,
+                item.occurred_at,
+                now,
+            )
+            for item, d, offer in responses
+        ],
+        returning=("decision_id", "offer_id", "kind"),
     )
-    inserted = set(session.execute(stmt, values).all())
     fresh = [r for r in responses if (r[0].decision_id, r[2]["offer_id"], r[0].kind) in inserted]
     _outcomes(session, fresh)
     if on_timeline:
@@ -319,21 +321,96 @@ def _outcomes(session: Session, fresh: list[tuple[Item, DecisionRef, dict[str, A
     for item, d, offer in fresh:
         kinds = ["show", "win"] if item.kind in POSITIVE else ["show"]
         for kind in kinds:
+            cost = float(offer.get("cost") or 0.0) if kind == "win" else 0.0
             rows.append(
-                {
-                    "decision_id": item.decision_id,
-                    "offer_id": offer["offer_id"],
-                    "kind": kind,
-                    "channel": d.channel,
-                    "control": d.control,
-                    "labels": d.labels,
-                    "cost": float(offer.get("cost") or 0.0) if kind == "win" else 0.0,
-                    "occurred_at": item.occurred_at,
-                    "folded": False,
-                }
+                (
+                    item.decision_id,
+                    offer["offer_id"],
+                    kind,
+                    d.channel,
+                    d.control,
+                    d.labels,
+                    cost,
+                    item.occurred_at,
+                    False,
+                )
             )
-    if rows:
-        session.execute(insert_ignoring_duplicates(session, DecisionOutcome.__table__), rows)
+    _insert_new(session, DecisionOutcome.__table__, OUTCOME_COLUMNS, rows)
+
+
+RESPONSE_COLUMNS = {
+    "decision_id": "uuid",
+    "offer_id": "bigint",
+    "customer_id": "bigint",
+    "origin_customer_id": "bigint",
+    "channel": "text",
+    "kind": "text",
+    "value": "float8",
+    "via": "text",
+    "event_id": "bigint",
+    "occurred_at": "timestamptz",
+    "received_at": "timestamptz",
+}
+OUTCOME_COLUMNS = {
+    "decision_id": "uuid",
+    "offer_id": "bigint",
+    "kind": "text",
+    "channel": "text",
+    "control": "boolean",
+    "labels": "jsonb",
+    "cost": "float8",
+    "occurred_at": "timestamptz",
+    "folded": "boolean",
+}
+
+
+def _insert_new(
+    session: Session,
+    table: Any,
+    columns: Mapping[str, str],
+    rows: list[tuple[Any, ...]],
+    returning: tuple[str, ...] = (),
+) -> set[tuple[Any, ...]]:
+    """Insert rows whose unique key is not stored yet; the ``returning`` columns of those.
+
+    On PostgreSQL one statement over arrays (``unnest``), a parameter a column: a
+    multi-row VALUES costs psycopg most of a batch in parsing its thousands of
+    placeholders, and executemany a round of the pipeline per row (profiled at 1,900/s).
+    """
+    if not rows:
+        return set()
+    if session.get_bind().dialect.name != "postgresql":
+        stmt = insert_ignoring_duplicates(session, table)
+        values = [dict(zip(columns, row, strict=True)) for row in rows]
+        if not returning:
+            session.execute(stmt, values)
+            return set()
+        stmt = stmt.returning(*(table.c[c] for c in returning))
+        return set(session.execute(stmt, values).all())
+    names = list(columns)
+    arrays = [list(col) for col in zip(*rows, strict=True)]
+    casts = []
+    for i, pg_type in enumerate(columns.values()):
+        if pg_type == "jsonb":
+            # A list of lists would go as a 2-D array, not as JSON: send text, cast each.
+            arrays[i] = [None if v is None else json.dumps(v) for v in arrays[i]]
+            casts.append(f"c{i}::jsonb")
+        else:
+            casts.append(f"c{i}")
+    types = ", ".join(f"%s::{t if t != 'jsonb' else 'text'}[]" for t in columns.values())
+    sql = (
+        f"INSERT INTO {table.name} ({', '.join(names)}) "
+        f"SELECT {', '.join(casts)} FROM unnest({types}) "
+        f"AS t({', '.join(f'c{i}' for i in range(len(names)))}) ON CONFLICT DO NOTHING"
+    )
+    if returning:
+        sql += f" RETURNING {', '.join(returning)}"
+    cursor = session.connection().connection.cursor()
+    try:
+        cursor.execute(sql, arrays)
+        return {tuple(r) for r in cursor.fetchall()} if returning else set()
+    finally:
+        cursor.close()
 
 
 def _rememberafter_commit(
