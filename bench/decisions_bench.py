@@ -346,7 +346,13 @@ def ingest_in_process(db: Database, settings: Settings) -> None:
     from relata.decisions.schemas import ResponseItem
 
     with db.session(write=False) as s:
-        rows = s.execute(text("SELECT id, offers FROM decisions")).all()
+        # Decisions not clicked yet, so that a run on a --reuse database times new responses.
+        rows = s.execute(
+            text(
+                "SELECT id, offers FROM decisions d WHERE NOT EXISTS (SELECT 1 FROM "
+                "decision_responses r WHERE r.decision_id = d.id AND r.kind = 'click')"
+            )
+        ).all()
     items = []
     for did, offered in rows:
         data = offered if isinstance(offered, list) else json.loads(offered)
