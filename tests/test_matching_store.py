@@ -142,6 +142,24 @@ def test_dedupe_merges_duplicates_keeps_twins_and_fathers_apart_and_queues_the_r
     assert again.merged == 0 and again.queued == 1
 
 
+def test_after_a_batch_merge_real_time_matching_finds_the_survivor(
+    db: Database, matching: Settings
+) -> None:
+    # The batch run writes its keys while it compares, before it merges: the merged
+    # customer's keys still name it, and real-time matching must resolve them.
+    ids = _people(db, matching)
+    batch.dedupe(db, matching)
+    assert _root(db, ids["juergen2"]) == ids["juergen"]
+    third = put(db, matching, "pos", rec("j3", **JUERGEN_AGAIN)).customer_of["j3"]
+    with db.session(write=False) as session:
+        found = store.candidates(session, features(JUERGEN_AGAIN), 10)
+    assert ids["juergen2"] in found  # a key of the merged customer
+    with db.session() as session:
+        result = realtime.match_new(session, [third], matching)
+    assert [(s, m) for s, m, _ in result.merged] == [(ids["juergen"], third)]
+    assert _root(db, third) == ids["juergen"]
+
+
 def test_a_rejected_pair_is_never_proposed_or_merged_again(
     db: Database, matching: Settings
 ) -> None:
