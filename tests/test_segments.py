@@ -6,17 +6,24 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import select
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+from sqlalchemy import delete, select, update
 
 from relata.config import Settings
 from relata.events import service as events
 from relata.events.models import Event
 from relata.events.schemas import Identify, Track
 from relata.identity.service import merge_customers
-from relata.segments import membership, service
+from relata.segments import loader, membership, service
+from relata.segments.loader import Needs
 from relata.segments.models import SegmentMembership
-from relata.segments.rules import RuleError, parse
+from relata.segments.profile import Profile
+from relata.segments.rules import RuleError, parse, to_json
 from tests.helpers import make_source, put, rec
+from tests.test_rules_agreement import datasets, store
+from tests.test_rules_strategies import EVENT_NAMES, NOWS, moment_pool
 
 NOW = datetime(2025, 7, 1, 10, 0, tzinfo=UTC)
 
@@ -264,6 +271,124 @@ def test_an_edited_segment_is_compiled_again_for_live_evaluation(db, settings):
         assert service.reevaluate(session, [ids["A"]], NOW).entered == [("x", ids["A"])]
 
 
+def test_an_edit_in_this_process_is_live_at_once(db, settings, monkeypatch):
+    monkeypatch.setattr(membership, "REVALIDATE_SECONDS", 3600.0)  # only invalidation helps
+    ids = people(db, settings)
+    save(db, "x", 'city = "Berlin"')
+    with db.session() as session:
+        assert service.reevaluate(session, [ids["A"]], NOW) == membership.Changes()
+    with db.session() as session:
+        service.update(session, "x", parse('city = "München"'))
+    with db.session() as session:
+        assert service.reevaluate(session, [ids["A"]], NOW).entered == [("x", ids["A"])]
+    with db.session() as session:  # deleted: nothing left to evaluate
+        service.delete_segment(session, "x")
+    save(db, "y", 'gender = "f"')
+    with db.session() as session:
+        assert service.reevaluate(session, [ids["A"]], NOW).entered == [("y", ids["A"])]
+
+
+def test_an_edit_in_another_process_is_live_after_the_revalidation_interval(
+    db, settings, monkeypatch
+):
+    """Another process edits the segment: this one's compiled closures are trusted for
+    REVALIDATE_SECONDS, then the versions are read again and the edit is seen."""
+    from relata.db import Database
+    from relata.segments.models import Segment
+
+    clock = [1000.0]
+    monkeypatch.setattr(membership, "_clock", lambda: clock[0])
+    monkeypatch.setattr(membership, "REVALIDATE_SECONDS", 5.0)
+    ids = people(db, settings)
+    save(db, "x", 'city = "Berlin"')
+    with db.session() as session:  # compiled and cached here
+        assert service.reevaluate(session, [ids["A"]], NOW) == membership.Changes()
+    other = Database(db.url)  # "another process": its own engine, and no invalidation
+    try:
+        with other.session() as session:
+            session.execute(
+                update(Segment)
+                .where(Segment.name == "x")
+                .values(rule=to_json(parse('gender = "f"')), version=Segment.version + 1)
+            )
+    finally:
+        other.dispose()
+    clock[0] += 4.0
+    with db.session() as session:  # within the interval: the old rule, nothing written
+        assert service.reevaluate(session, [ids["A"]], NOW) == membership.Changes()
+    clock[0] += 2.0
+    with db.session() as session:
+        assert service.reevaluate(session, [ids["A"]], NOW).entered == [("x", ids["A"])]
+
+
+def test_a_change_is_written_only_with_the_segments_as_they_are_now(db, settings, monkeypatch):
+    """Another process replaced a segment: a change decided on the stale compiled one is
+    decided again on what is there before anything is written."""
+    from relata.db import Database
+    from relata.segments.models import Segment, SegmentVersion
+
+    monkeypatch.setattr(membership, "REVALIDATE_SECONDS", 3600.0)
+    ids = people(db, settings)
+    save(db, "x", 'city = "Berlin"')
+    with db.session() as session:  # compiled and cached; Anna is not in Berlin
+        assert service.reevaluate(session, [ids["A"]], NOW) == membership.Changes()
+    other = Database(db.url)  # "another process": x deleted, y made, no invalidation here
+    try:
+        with other.session() as session:
+            session.execute(delete(SegmentVersion))
+            session.execute(delete(Segment))
+            session.add(Segment(name="y", rule=to_json(parse('gender = "f"')), version=1))
+    finally:
+        other.dispose()
+    with db.session() as session:  # stale: Berta would enter x, which is gone
+        changes = service.reevaluate(session, [ids["B"]], NOW)
+    assert changes == membership.Changes([("y", ids["B"])], [])
+    with db.session(write=False) as session:
+        stays = session.execute(select(SegmentMembership.segment_id)).scalars().all()
+        assert stays == [service.get(session, "y").id]
+    with db.session() as session:  # and y is what this process evaluates from now on
+        assert service.reevaluate(session, [ids["A"]], NOW).entered == [("y", ids["A"])]
+
+
+def test_a_reevaluation_that_changes_nothing_reads_twice_and_writes_nothing(
+    db, settings, monkeypatch
+):
+    from sqlalchemy import event, text
+
+    monkeypatch.setattr(membership, "REVALIDATE_SECONDS", 3600.0)
+    ids = people(db, settings)
+    save(db, "frauen", 'gender = "f"')
+    save(db, "werbung", 'consent.marketing.email = "granted"')
+    save(db, "käufer", 'count(purchases) >= 1 or has event "Order Completed" in last 7 days')
+    with db.session() as session:
+        assert len(service.reevaluate(session, ids.values(), NOW).entered) == 2
+    seen: list[str] = []  # what SQLAlchemy executes; and on SQLite all the driver runs
+
+    def executed(conn, cursor, statement, *args) -> None:
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", executed)
+    try:
+        with db.session() as session:
+            session.execute(text("SELECT 1"))  # the caller's transaction
+            raw = session.connection().connection.dbapi_connection
+            traced: list[str] = []
+            if db.is_sqlite:
+                raw.set_trace_callback(traced.append)  # type: ignore[union-attr]
+            seen.clear()
+            assert service.reevaluate(session, ids.values(), NOW) == membership.Changes()
+            if db.is_sqlite:
+                raw.set_trace_callback(None)  # type: ignore[union-attr]
+    finally:
+        event.remove(db.engine, "before_cursor_execute", executed)
+    writes = ("INSERT", "UPDATE", "DELETE", "SELECT count(pg_advisory")
+    assert [q for q in seen if q.lstrip().upper().startswith(writes)] == []
+    assert len(seen) == 1 and "consent_entries" in seen[0]  # consent's loader; ours is raw
+    if db.is_sqlite:  # the profiles with their open stays, and the consent ledger
+        assert len(traced) == 2, traced
+        assert "segment_memberships" in traced[0] and "consent_entries" in traced[1]
+
+
 def test_anonymous_visitors_are_segmented_only_with_their_consent_to_profiling(db, settings):
     # Event ingest re-evaluates live segments at the wall clock: this test lives there too.
     now = datetime.now(UTC)
@@ -345,3 +470,97 @@ def test_a_segment_deleted_and_made_again_writes_its_events_afresh(db, settings)
             service.refresh(session, None, NOW)
             service.delete_segment(session, "frauen")
     assert timeline(db, ids["A"]) == [("Segment Entered", "frauen")] * 2
+
+
+# --- live: the one-statement loader ---------------------------------------------------------
+
+
+@st.composite
+def _needs(draw: st.DrawFn, now: datetime) -> Needs:
+    names = draw(st.lists(st.sampled_from(EVENT_NAMES), max_size=3, unique=True))
+    return Needs(
+        all_events=not names and draw(st.booleans()),
+        event_names=frozenset(names),
+        events_since=draw(st.none() | st.sampled_from(moment_pool(now))),
+        holdings=draw(st.booleans()),
+        identifiers=draw(st.booleans()),
+        extras=frozenset(draw(st.sampled_from([(), ("consent",)]))),
+    )
+
+
+def _comparable(profile: Profile) -> tuple:
+    def order(row: object) -> str:
+        return repr(row)
+
+    return (
+        profile.id,
+        profile.fields,
+        sorted(profile.events, key=order),
+        sorted(profile.holdings, key=order),
+        sorted(profile.identifiers, key=order),
+        profile.extra,
+    )
+
+
+@given(st.sampled_from(NOWS).flatmap(lambda now: st.tuples(datasets(now), _needs(now))))
+@hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.data_too_large,
+    ],
+)
+def test_the_one_statement_loader_reads_what_the_loader_reads(db, case):
+    """Live re-evaluation reads profiles and open stays in one statement: the same rows,
+    values and types as load_profiles (every column kind, JSON properties, decimals,
+    timestamps, merged customers, consent), on both databases."""
+    data, needs = case
+    store(db, data)
+    with db.session(write=False) as session:
+        ids = [c["id"] for c in data["customers"]] + [999]  # and one that does not exist
+        expected = loader.load_profiles(session, ids, needs)
+        found, also = loader.load_packed(session, ids, needs, membership._open_stays_json)
+    assert sorted(found) == sorted(expected)
+    for cid, profile in expected.items():
+        assert _comparable(found[cid]) == _comparable(profile)
+        pairs = zip(
+            sorted([*found[cid].events, *found[cid].holdings, *found[cid].identifiers], key=repr),
+            sorted([*profile.events, *profile.holdings, *profile.identifiers], key=repr),
+            strict=True,
+        )
+        for a, b in pairs:  # equal, and of the same types (a Decimal is never a float)
+            assert [type(v) for v in vars_of(a)] == [type(v) for v in vars_of(b)]
+    # Every stored customer, active or merged, comes with its (here: no) open stays.
+    assert also == {c["id"]: [[]] for c in data["customers"]}
+
+
+def vars_of(row: object) -> list[object]:
+    return [getattr(row, name) for name in row.__slots__]  # type: ignore[attr-defined]
+
+
+def test_open_stays_come_with_the_profile(db, settings):
+    ids = people(db, settings)
+    save(db, "frauen", 'gender = "f"')
+    save(db, "alle", 'city != ""')
+    with db.session() as session:
+        service.reevaluate(session, ids.values(), NOW)
+        merge_customers(session, ids["A"], ids["B"], "test", settings)  # Berta's f, Berlin
+    with db.session(write=False) as session:
+        stays = dict(
+            session.execute(
+                select(SegmentMembership.id, SegmentMembership.segment_id).where(
+                    SegmentMembership.customer_id == ids["A"], SegmentMembership.left_at.is_(None)
+                )
+            ).all()
+        )
+        needs = Needs(holdings=True)
+        profiles, also = loader.load_packed(
+            session, ids.values(), needs, membership._open_stays_json
+        )
+    assert sorted(profiles) == sorted([ids["A"], ids["C"]])  # Berta is merged away
+    assert len(stays) == 2
+    assert sorted(map(tuple, also[ids["A"]][0])) == sorted((s, i) for i, s in stays.items())
+    assert also[ids["B"]] == [[]]  # her stays were closed by the merge
+    assert len(also[ids["C"]][0]) == 1  # Carl: in "alle" only

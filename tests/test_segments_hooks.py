@@ -9,6 +9,7 @@ from relata.consent import service as consent
 from relata.consent.erasure import erase
 from relata.consent.rectify import rectify
 from relata.identity.service import merge_customers, unmerge
+from relata.profiles.models import Customer
 from relata.segments.models import SegmentMembership
 from tests.test_segments import people, save, settings  # noqa: F401  (fixture)
 
@@ -38,8 +39,12 @@ def test_a_merge_and_its_unmerge_move_memberships_at_once(db, settings):  # noqa
     with db.session() as session:
         merge_id = merge_customers(session, ids["A"], ids["B"], "test", settings)
     # the merged-away customer's stay is closed; the survivor follows its golden record
-    members = open_members(db, "berliner")
-    assert ids["B"] not in members
+    with db.session(write=False) as session:
+        city = session.get(Customer, ids["A"]).city
+    assert city == "Berlin"  # Berta's address survives (same trust: survivorship._rank)
+    assert open_members(db, "berliner") == {ids["A"]}
+    with db.session() as session:  # and batch agrees with live: nothing to do
+        assert [(r.entered, r.left) for r in service.refresh(session, ["berliner"])] == [(0, 0)]
     with db.session() as session:
         unmerge(session, merge_id, settings)
     assert open_members(db, "berliner") == {ids["B"]}

@@ -18,12 +18,13 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from relata.db import allocate_ids, bulk_insert, lock_keys, utcnow
@@ -32,7 +33,7 @@ from relata.ingest.sources import system_source
 from relata.segments import service
 from relata.segments.compile_py import Compiled, Context, compile_rule
 from relata.segments.fields import REGISTRY
-from relata.segments.loader import Needs, load_profiles, needs_of
+from relata.segments.loader import Needs, load_packed, needs_of
 from relata.segments.models import Segment, SegmentMembership
 from relata.segments.rules import RuleError, from_json
 from relata.segments.rules.ast import Node
@@ -180,11 +181,21 @@ def _events(
 # --- live ------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+# Live evaluation trusts the segments it compiled for this long before it reads their
+# versions again (one query). A segment saved, edited or deleted through ``service`` in
+# this process is seen at once (``invalidate``); one changed by another process within
+# this interval, and always before a membership is written: a change is decided again
+# with the segments as they are then. Seconds; tests patch it.
+REVALIDATE_SECONDS = 1.0
+_clock = time.monotonic
+
+
+@dataclass
 class _Live:
     key: tuple[Any, ...]
     segments: list[tuple[int, str, int, Compiled]]  # id, name, version, closure
     nodes: list[Node]
+    checked: float = 0.0  # _clock() when ``key`` was last found current
     needs_by_day: dict[date, Needs] = field(default_factory=dict)
 
     def needs(self, now: datetime) -> Needs:
@@ -201,21 +212,41 @@ class _Live:
 _S = Segment.__table__
 _VERSIONS = select(_S.c.id, _S.c.name, _S.c.version, _S.c.updated_at).order_by(_S.c.id)
 _M = SegmentMembership.__table__
-_OPEN = select(_M.c.segment_id, _M.c.customer_id, _M.c.id).where(
-    _M.c.customer_id.in_(bindparam("ids", expanding=True)), _M.c.left_at.is_(None)
-)
 _cache: dict[str, _Live] = {}
 _cache_lock = threading.Lock()
+_generation = 0  # moved on by every invalidate: a compilation begun before is not kept
+
+
+def invalidate() -> None:
+    """Forget the compiled segments (of every database): one was saved, edited or deleted.
+
+    ``service`` calls it when it changes a segment, and again when that transaction ends.
+    """
+    global _generation
+    with _cache_lock:
+        _generation += 1
+        _cache.clear()
 
 
 def _live(session: Session) -> _Live:
-    """Every segment compiled for Python; compiled again only when one changed."""
-    rows = session.connection().execute(_VERSIONS).all()
-    key = tuple(tuple(r) for r in rows)
+    """Every segment compiled for Python, as current as ``REVALIDATE_SECONDS`` allows."""
+    return _current(session, False)[0]
+
+
+def _current(session: Session, check: bool) -> tuple[_Live, bool]:
+    """The compiled segments, and whether their versions were read just now (``check``
+    forces it). Compiled again only when a segment changed."""
     url = str(session.get_bind().engine.url)
     found = _cache.get(url)
+    clock = _clock()
+    if found is not None and not check and clock - found.checked < REVALIDATE_SECONDS:
+        return found, False
+    generation = _generation
+    rows = session.connection().execute(_VERSIONS).all()
+    key = tuple(tuple(r) for r in rows)
     if found is not None and found.key == key:
-        return found
+        found.checked = clock
+        return found, True
     known = _readable_rules(session)
     compiled = []
     for sid, name, version, _ in rows:
@@ -227,10 +258,11 @@ def _live(session: Session) -> _Live:
             log.warning("segment %r is not evaluated live: %s", name, exc)
             continue
         compiled.append((sid, name, version, rule))
-    live = _Live(key, compiled, [known[n] for _, n, _, _ in compiled])
+    live = _Live(key, compiled, [known[n] for _, n, _, _ in compiled], clock)
     with _cache_lock:
-        _cache[url] = live
-    return live
+        if generation == _generation:  # no segment changed here meanwhile
+            _cache[url] = live
+    return live, True
 
 
 def _readable_rules(session: Session) -> dict[str, Node]:
@@ -255,15 +287,43 @@ def reevaluate(
     ids = sorted(set(customer_ids))
     if not ids:
         return Changes()
-    live = _live(session)
-    if not live.segments:
-        return Changes()
     now = now or utcnow()
-    profiles = load_profiles(session, ids, live.needs(now))
-    current = _open_stays(session, ids)
+    live, checked = _current(session, False)
+    while True:
+        if not live.segments:
+            return Changes()
+        entering, leaving = _decide(session, live, ids, now)
+        if not entering and not leaving:
+            return Changes()
+        if checked:
+            break
+        # About to write: never on segments another process changed or deleted meanwhile.
+        fresh, checked = _current(session, True)
+        if fresh is live:
+            break
+        live = fresh
+    meta = {sid: (name, version) for sid, name, version, _ in live.segments}
+    # The segments' locks, in one sorted call, as refresh takes them: no deadlock.
+    lock_keys(session, [f"segment:{sid}" for sid, _ in (*entering, *leaving)])
+    entered = _enter(session, entering, meta, now)
+    left = _leave(session, [stay for _, stay in leaving], now)
+    _events(session, entered, left, meta, now)
+    return Changes(
+        [(meta[s.segment_id][0], s.customer_id) for s in entered],
+        [(meta[s.segment_id][0], s.customer_id) for s in left],
+    )
+
+
+def _decide(
+    session: Session, live: _Live, ids: list[int], now: datetime
+) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Who enters which segment (segment, customer) and which stays end (segment, stay)."""
+    # One statement: the profiles and their open stays (consent reads its own).
+    profiles, stays = load_packed(session, ids, live.needs(now), _open_stays_json)
+    current = {(sid, cid): stay for cid, (found,) in stays.items() for sid, stay in found}
     ctx = Context(now)
     entering: list[tuple[int, int]] = []
-    leaving: list[tuple[int, int]] = []  # (segment, stay)
+    leaving: list[tuple[int, int]] = []
     for cid in ids:
         profile = profiles.get(cid)
         for sid, name, _, rule in live.segments:
@@ -277,27 +337,19 @@ def reevaluate(
                 entering.append((sid, cid))
             elif not inside and stay is not None:
                 leaving.append((sid, stay))
-    if not entering and not leaving:
-        return Changes()
-    meta = {sid: (name, version) for sid, name, version, _ in live.segments}
-    # The segments' locks, in one sorted call, as refresh takes them: no deadlock.
-    lock_keys(session, [f"segment:{sid}" for sid, _ in (*entering, *leaving)])
-    entered = _enter(session, entering, meta, now)
-    left = _leave(session, [stay for _, stay in leaving], now)
-    _events(session, entered, left, meta, now)
-    return Changes(
-        [(meta[s.segment_id][0], s.customer_id) for s in entered],
-        [(meta[s.segment_id][0], s.customer_id) for s in left],
+    return entering, leaving
+
+
+def _open_stays_json(dialect: str, customer_id: Any) -> Any:
+    """A customer's open stays as a JSON array of [segment id, stay id] (for load_packed)."""
+    pg = dialect == "postgresql"
+    agg = func.json_agg if pg else func.json_group_array
+    pair = func.json_build_array if pg else func.json_array
+    return (
+        select(agg(pair(_M.c.segment_id, _M.c.id)))
+        .where(_M.c.customer_id == customer_id, _M.c.left_at.is_(None))
+        .scalar_subquery()
     )
-
-
-def _open_stays(session: Session, ids: list[int]) -> dict[tuple[int, int], int]:
-    found: dict[tuple[int, int], int] = {}
-    conn = session.connection()
-    for i in range(0, len(ids), CHUNK):
-        rows = conn.execute(_OPEN, {"ids": ids[i : i + CHUNK]})
-        found.update(((sid, cid), stay) for sid, cid, stay in rows)
-    return found
 
 
 def _enter(

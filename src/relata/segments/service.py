@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.orm import Session
 
 from relata.db import utcnow
@@ -149,6 +149,7 @@ def create(session: Session, name: str, node: Node, description: str = "") -> Se
     session.add(segment)
     session.flush()
     _add_version(session, segment, node)
+    _changed(session)
     return _info(session, segment)
 
 
@@ -168,6 +169,7 @@ def update(
     segment.updated_at = utcnow()
     session.flush()
     _add_version(session, segment, from_json(new_rule))
+    _changed(session)
     return _info(session, segment)
 
 
@@ -181,6 +183,25 @@ def delete_segment(session: Session, name: str) -> None:
     session.execute(delete(SegmentVersion).where(SegmentVersion.segment_id == segment.id))
     session.delete(segment)
     session.flush()
+    _changed(session)
+
+
+def _changed(session: Session) -> None:
+    """Live evaluation in this process sees a saved, edited or deleted segment at once:
+    its compiled segments are forgotten now (for this session, which sees the change)
+    and again when the transaction ends (for every other, once it is committed or gone)."""
+    from relata.segments.membership import invalidate
+
+    invalidate()
+    for name in ("after_commit", "after_rollback"):
+        if not event.contains(session, name, _forget):
+            event.listen(session, name, _forget)
+
+
+def _forget(session: Session) -> None:
+    from relata.segments.membership import invalidate
+
+    invalidate()
 
 
 def _description(text: str) -> str:
