@@ -165,3 +165,22 @@ def test_relata_audit_on_the_command_line(db, app_client, anna, monkeypatch):
         assert bad.exit_code == 1 and bad.stderr == "error: invalid customer id 0\n"
     finally:
         get_settings.cache_clear()
+
+
+def test_a_decision_is_audited_once_in_its_own_transaction(db, app_client, anna):
+    headers = bearer(db, "admin")
+    answer = app_client.post(
+        "/v1/decisions", json={"customer_id": anna, "channel": "web"}, headers=headers
+    )
+    assert answer.status_code == 200
+    missing = app_client.post(
+        "/v1/decisions", json={"customer_id": 987654, "channel": "web"}, headers=headers
+    )
+    assert missing.status_code == 404
+    rows = [e for e in entries(db) if e.route == "/v1/decisions"]  # newest first
+    assert [(e.method, e.action, e.status) for e in rows] == [
+        ("POST", "change", 404),
+        ("POST", "change", 200),
+    ]
+    logged = app_client.get(f"/v1/decisions/{answer.json()['decision_id']}", headers=headers)
+    assert logged.status_code == 200

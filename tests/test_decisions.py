@@ -550,6 +550,47 @@ def test_the_group_commit_writer_isolates_a_failing_job(db, settings, eva):
     assert names == {f"p{i}" for i in range(8) if i != 3}
 
 
+def test_the_writer_inserts_a_batch_s_deferred_rows_together_and_a_bad_job_fails_alone(db):
+    import threading
+    from datetime import UTC, datetime
+
+    from relata.auth import audit
+    from relata.db import defer_insert
+    from relata.writer import Writer
+
+    writer = Writer(db)
+    gate = threading.Event()
+    blocker = writer.submit(lambda session: gate.wait(10))  # holds the writer: a batch queues
+    at = datetime(2026, 12, 3, tzinfo=UTC)
+
+    def job(i: int):
+        def fn(session):
+            row = audit.AuditRecord(at, "api_key", i, f"k{i}", "change", "POST", "/x", None, 200)
+            audit.record(session, row)
+            if i == 3:  # its row was gathered already: the batch must not keep it
+                raise ValueError("bad job")
+            return i
+
+        return fn
+
+    futures = [writer.submit(job(i)) for i in range(8)]
+    gate.set()
+    assert blocker.result(10) is True
+    assert [f.exception(10) is None for f in futures] == [i != 3 for i in range(8)]
+    writer.stop()
+    with db.session(write=False) as s:
+        names = sorted(e.actor_name for e in audit.entries(s))
+    assert names == sorted(f"k{i}" for i in range(8) if i != 3)
+    with db.session() as s:  # outside a writer the row is inserted at once
+        defer_insert(
+            s,
+            audit.AuditEntry.__table__,
+            ["at", "actor_kind", "actor_id", "actor_name", "action", "method", "route", "status"],
+            [(at, "user", 9, "direct", "read", "GET", "/y", 200)],
+        )
+        assert "direct" in {e.actor_name for e in audit.entries(s)}
+
+
 def test_an_offer_rule_can_name_a_segment_and_follows_its_changes(client, db, settings, eva):
     from relata.segments import service as segments
     from relata.segments.fields import REGISTRY

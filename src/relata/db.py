@@ -246,6 +246,27 @@ def _convert_column(process: Any, column: list[Any]) -> list[Any]:
     return out
 
 
+DEFERRED = "relata.deferred_inserts"  # session.info key: rows waiting for flush_deferred
+
+
+def defer_insert(session: Session, table: Table, columns: list[str], rows: list[tuple]) -> None:
+    """``bulk_insert`` now, or, in a session that gathers them (the group-commit writer's),
+    together with the same table's rows of the other jobs just before the commit. Only
+    for rows nothing in the same transaction reads back."""
+    pending = session.info.get(DEFERRED)
+    if pending is None:
+        bulk_insert(session, table, columns, rows)
+    elif rows:
+        pending.setdefault((table, tuple(columns)), []).extend(rows)
+
+
+def flush_deferred(session: Session) -> None:
+    """Insert what ``defer_insert`` gathered, table by table in the order first seen."""
+    pending = session.info.pop(DEFERRED, None) or {}
+    for (table, columns), rows in pending.items():
+        bulk_insert(session, table, list(columns), rows)
+
+
 def bulk_insert(session: Session, table: Table, columns: list[str], rows: list[tuple]) -> None:
     """INSERT many rows straight through the driver, converting values as SQLAlchemy would.
 

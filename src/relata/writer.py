@@ -6,6 +6,12 @@ commit. Instead a server process hands its writes to one thread, which runs what
 has queued up in one transaction and commits once. The request waits for that commit
 before it answers, so "200" still means "logged". A batch that fails is run again job by
 job, so one bad job fails alone.
+
+Rows a job hands to ``db.defer_insert`` are gathered over the whole batch and inserted
+once a table before the commit: a busy server's decisions and audit rows cost one
+statement a table, not one a request. One writer a database a process (``shared``), so
+audit rows and the decision log share that transaction instead of queueing on SQLite's
+write lock behind each other.
 """
 
 from __future__ import annotations
@@ -16,15 +22,29 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
 
-from relata.db import Database
+from relata.db import DEFERRED, Database, flush_deferred
 
 T = TypeVar("T")
 log = logging.getLogger("relata.writer")
 MAX_BATCH = 500
 _STOP = object()
+_shared: WeakKeyDictionary[Database, Writer] = WeakKeyDictionary()
+_shared_lock = threading.Lock()
+
+
+def shared(db: Database) -> Writer:
+    """This process's writer of ``db`` (the decision log, audit rows)."""
+    found = _shared.get(db)
+    if found is None:
+        with _shared_lock:
+            found = _shared.get(db)
+            if found is None:
+                found = _shared[db] = Writer(db)
+    return found
 
 
 class _Job:
@@ -90,7 +110,9 @@ class Writer:
     def _commit(self, batch: list[_Job]) -> None:
         try:
             with self.db.session() as session:
+                session.info[DEFERRED] = {}
                 results = [job.fn(session) for job in batch]
+                flush_deferred(session)
         except BaseException as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -104,7 +126,9 @@ class Writer:
     def _alone(self, job: _Job) -> None:
         try:
             with self.db.session() as session:
+                session.info[DEFERRED] = {}
                 result = job.fn(session)
+                flush_deferred(session)
         except BaseException as exc:  # handed to the waiting request, which answers for it
             job.future.set_exception(exc)
             return

@@ -38,7 +38,7 @@ from relata.auth.permissions import (
     should_audit,
 )
 from relata.db import Database, utcnow
-from relata.writer import Writer
+from relata.writer import Writer, shared
 
 log = logging.getLogger("relata.auth")
 MAX_ID = 2**63 - 1
@@ -186,6 +186,18 @@ async def gate(request: Request) -> None:
         raise Forbidden(principal, f"forbidden: {method} {template} needs {needed}", page, False)
 
 
+def pending_audit(request: Request, status: int) -> audit.AuditRecord | None:
+    """The audit row the gate prepared for this request, with ``status``: for a hot route
+    that writes it in its own transaction, then calls :func:`audited`."""
+    entry = request.scope.get("state", {}).get(AUDIT_KEY)
+    return None if entry is None else replace(entry, status=status)
+
+
+def audited(request: Request) -> None:
+    """The request's audit row is committed: the middleware need not write it."""
+    request.scope.get("state", {}).pop(AUDIT_KEY, None)
+
+
 def _unauthenticated_response(request: Request, exc: Unauthenticated) -> Response:
     response: Response
     if exc.page and request.method in ("GET", "HEAD"):
@@ -217,8 +229,8 @@ def _unauthenticated_response(request: Request, exc: Unauthenticated) -> Respons
 
 class AuditLog:
     """Writes the audit row :func:`gate` prepared, with the response's status, through the
-    audit group-commit writer (one transaction for the rows of concurrent requests, none
-    shared with the request's own writes), committed before the response is sent: no data
+    process's group-commit writer (one transaction for the rows of concurrent requests and
+    the decision log, see writer.py), committed before the response is sent: no data
     leaves unaudited, and a failed request (4xx, 5xx) is audited as such."""
 
     def __init__(self, app: ASGIApp) -> None:
@@ -279,7 +291,7 @@ def install(app: FastAPI, forbidden_page: ForbiddenPage | None = None) -> None:
     """The audit middleware and the answers to :class:`Unauthenticated` and :class:`Forbidden`;
     :func:`gate` itself is passed to ``FastAPI(dependencies=...)``."""
     app.state.principals = PrincipalCache(app.state.settings.auth_cache_seconds)
-    app.state.audit_writer = Writer(app.state.db)  # stopped by the app's lifespan
+    app.state.audit_writer = shared(app.state.db)  # stopped by the app's lifespan
     app.add_middleware(AuditLog)
 
     async def unauthenticated(request: Request, exc: Exception) -> Response:

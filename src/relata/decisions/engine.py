@@ -34,7 +34,7 @@ from relata.decisions.policies import Exclusion, Usage
 from relata.decisions.scoring import Weights
 from relata.decisions.snapshot import Config, Model, Snapshot, build
 from relata.segments.rules.timing import BERLIN
-from relata.writer import Writer
+from relata.writer import Writer, shared
 
 log = logging.getLogger("relata.decisions")
 FULL_RELOAD_SECONDS = 600.0  # re-read all counts now and then: their decay moves on
@@ -254,7 +254,7 @@ class Engine:
         if self._writer is None:
             with self._writer_lock:
                 if self._writer is None:
-                    self._writer = Writer(db)
+                    self._writer = shared(db)
         return self._writer
 
 

@@ -20,7 +20,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import bulk_insert, insert_ignoring_duplicates, utcnow
+from relata.db import defer_insert, insert_ignoring_duplicates, utcnow
 from relata.decisions import timeline
 from relata.decisions.engine import existing
 from relata.decisions.features import POSITIVE, ResponseRow
@@ -253,10 +253,11 @@ def impressions(
     shows: list[dict[str, Any]],
     now: datetime,
 ) -> None:
-    """The impressions and shows of a decision just made, straight through the driver."""
+    """The impressions and shows of a decision just made, straight through the driver
+    (with the rest of a group commit: a new decision has no responses to clash with)."""
     if not shows:
         return
-    bulk_insert(
+    defer_insert(
         session,
         DecisionResponse.__table__,
         [
@@ -285,7 +286,7 @@ def impressions(
             for o in shows
         ],
     )
-    bulk_insert(
+    defer_insert(
         session,
         DecisionOutcome.__table__,
         [

@@ -8,13 +8,15 @@ is applied when the transaction commits, never for a transaction that rolled bac
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import bulk_insert, utcnow
+from relata.db import defer_insert, utcnow
 from relata.decisions import permission, responses, timeline
 from relata.decisions.decide import Outcome, Request
 from relata.decisions.engine import Engine
@@ -55,6 +57,14 @@ class CustomerNotFound(LookupError):
 # --- deciding ------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class Decided:
+    """A decision made and not yet logged: ``log`` writes it (None when not recorded)."""
+
+    read: DecisionRead
+    log: Callable[[Session], None] | None
+
+
 def decide(
     session: Session,
     engine: Engine,
@@ -66,11 +76,32 @@ def decide(
 ) -> DecisionRead:
     """Decide, log the decision (and its impressions) and put it on the timeline.
 
-    The log goes into ``session``, or with a ``writer`` (the API) into the writer's next
-    group commit, waited for: then ``session`` only reads. ``record=False`` (the web
-    simulator, ``relata decide --dry-run``) only answers: nothing is written, shown or
-    counted; the decision id is empty.
+    The log goes into ``session``, or with a ``writer`` into the writer's next group
+    commit, waited for: then ``session`` only reads. ``record=False`` (the web simulator,
+    ``relata decide --dry-run``) only answers: nothing is written, shown or counted; the
+    decision id is empty.
     """
+    decided = make(session, engine, settings, request, now, record, writer)
+    if decided.log is not None:
+        if writer is None:
+            decided.log(session)
+        else:
+            writer.run(decided.log)
+    return decided.read
+
+
+def make(
+    session: Session,
+    engine: Engine,
+    settings: Settings,
+    request: DecisionRequest,
+    now: datetime | None = None,
+    record: bool = True,
+    writer: Writer | None = None,
+) -> Decided:
+    """The reads and the decision; the caller runs ``log`` (the API: awaiting the writer
+    without holding a thread). With a ``writer``, the session's transaction is over when
+    this returns, so its connection is back in the pool while the log is committed."""
     now = now or utcnow()
     permission.requirement(settings, request.channel)
     customer_id = _customer(session, request, record, writer)
@@ -88,8 +119,10 @@ def decide(
         request.explain,
     )
     outcome = engine.decide(snap, state, ask, now, block)
+    if writer is not None:
+        session.rollback()
     if not record:
-        return _read(None, customer_id, request, outcome, now)
+        return Decided(_read(None, customer_id, request, outcome, now), None)
     decision_id = new_decision_id()
     shown = request.impressions
     if shown is None:
@@ -106,14 +139,7 @@ def decide(
 
         after_commit(into, applied)
 
-    if writer is None:
-        log(session)
-    else:
-        # Everything is read: give the connection back while the writer commits, or a busy
-        # server's requests would hold the pool waiting for a writer that needs one too.
-        session.rollback()
-        writer.run(log)
-    return _read(decision_id, customer_id, request, outcome, now)
+    return Decided(_read(decision_id, customer_id, request, outcome, now), log)
 
 
 def _customer(
@@ -139,17 +165,21 @@ def _customer(
         return identity.anonymous_profiles(session, [aid])[aid]
     cid = request.customer_id
     assert cid is not None
-    row = session.execute(
-        select(Customer.status, Customer.merged_into_id).where(Customer.id == cid)
-    ).first()
-    if row is not None and row.merged_into_id is not None:
+    # Core on the session's connection, the statement built once: the ORM's execution
+    # cost more than this primary-key read itself.
+    row = session.connection().execute(_STATUS, {"id": cid}).first()
+    if row is not None and row[1] is not None:
         cid = identity.resolve_id(session, cid)
-        row = session.execute(select(Customer.status).where(Customer.id == cid)).first()
+        row = session.connection().execute(_STATUS, {"id": cid}).first()
     if row is None:
         raise CustomerNotFound(f"no customer with id {request.customer_id}")
     if row[0] != "active":
         raise CustomerNotFound(f"customer {request.customer_id} is {row[0]}")
     return cid
+
+
+_C = Customer.__table__
+_STATUS = select(_C.c.status, _C.c.merged_into_id).where(_C.c.id == bindparam("id"))
 
 
 def _log(
@@ -181,7 +211,7 @@ def _log(
         }
         for c in outcome.chosen
     ]
-    bulk_insert(
+    defer_insert(
         session,
         Decision.__table__,
         list(DECISION_COLUMNS),
@@ -214,7 +244,8 @@ def _log(
     }
     if outcome.blocked:
         properties["blocked"] = outcome.blocked.detail
-    timeline.add(session, [(customer_id, DECISION_EVENT, f"decision:{decision_id}", properties)])
+    event = (customer_id, DECISION_EVENT, f"decision:{decision_id}", properties)
+    timeline.add(session, [event], defer=True)
     shows = [o for o in offers if not o["nothing"]] if shown else []
     # A new decision: its impressions and shows cannot exist yet, so no duplicate check.
     responses.impressions(session, decision_id, customer_id, request.channel, outcome, shows, now)

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from relata.db import bulk_insert, utcnow
+from relata.db import bulk_insert, defer_insert, utcnow
 from relata.events.models import Event
 from relata.ingest.sources import system_source
 
@@ -34,13 +34,18 @@ def _source_id(session: Session) -> int:
     return found
 
 
-def add(session: Session, events: Sequence[tuple[int, str, str, dict[str, Any]]]) -> None:
-    """(customer_id, name, message_id, properties) each, as system events of now."""
+def add(
+    session: Session, events: Sequence[tuple[int, str, str, dict[str, Any]]], defer: bool = False
+) -> None:
+    """(customer_id, name, message_id, properties) each, as system events of now.
+
+    ``defer``: with the other rows of a group commit (``db.defer_insert``), for events
+    whose message ids are new by construction (a decision's)."""
     if not events:
         return
     now = utcnow()
     source_id = _source_id(session)
-    bulk_insert(
+    (defer_insert if defer else bulk_insert)(
         session,
         Event.__table__,
         [
