@@ -518,13 +518,16 @@ def test_the_one_statement_loader_reads_what_the_loader_reads(db, case):
     timestamps, merged customers, consent), on both databases."""
     data, needs = case
     store(db, data)
+    ids = [c["id"] for c in data["customers"]] + [999]  # and one that does not exist
     with db.session(write=False) as session:
-        ids = [c["id"] for c in data["customers"]] + [999]  # and one that does not exist
         expected = loader.load_profiles(session, ids, needs)
         found, also = loader.load_packed(session, ids, needs, membership._open_stays_json)
-    assert sorted(found) == sorted(expected)
+        # A registered loader that gives its rows is read in the same statement, alike.
+        with_rows, _ = _packed_with_consent_rows(session, ids, needs)
+    assert sorted(found) == sorted(expected) == sorted(with_rows)
     for cid, profile in expected.items():
         assert _comparable(found[cid]) == _comparable(profile)
+        assert _comparable(with_rows[cid]) == _comparable(profile)
         pairs = zip(
             sorted([*found[cid].events, *found[cid].holdings, *found[cid].identifiers], key=repr),
             sorted([*profile.events, *profile.holdings, *profile.identifiers], key=repr),
@@ -534,6 +537,29 @@ def test_the_one_statement_loader_reads_what_the_loader_reads(db, case):
             assert [type(v) for v in vars_of(a)] == [type(v) for v in vars_of(b)]
     # Every stored customer, active or merged, comes with its (here: no) open stays.
     assert also == {c["id"]: [[]] for c in data["customers"]}
+
+
+def _packed_with_consent_rows(session, ids: list[int], needs: Needs) -> tuple[dict, dict]:
+    """load_packed with the consent ledger registered as rows (``loader.Rows``), built
+    into each customer's states as ``consent_fields.load_consents`` builds them."""
+    from relata.consent.ledger import Entry, derive
+    from relata.consent.models import ConsentEntry
+
+    def build(rows: list[tuple]) -> dict:
+        entries = [Entry(p, c, a, at, o, frozenset(cv or ()), i) for p, c, a, at, o, cv, i in rows]
+        return {key: state.status for key, state in derive(entries).items()}
+
+    columns = ("purpose", "channel", "action", "occurred_at", "origin_customer_id", "covers")
+    rows = loader.Rows(ConsentEntry.__table__, "customer_id", (*columns, "id"), build)
+    before = loader._ROWS.get("consent")
+    loader._ROWS["consent"] = rows
+    try:
+        return loader.load_packed(session, ids, needs)
+    finally:
+        if before is None:
+            loader._ROWS.pop("consent")
+        else:
+            loader._ROWS["consent"] = before
 
 
 def vars_of(row: object) -> list[object]:

@@ -51,9 +51,32 @@ Loader = Callable[[Session, list[int]], dict[int, Any]]
 _LOADERS: dict[str, Loader] = {}
 
 
-def register_loader(name: str, loader: Loader) -> None:
-    """For fields registered by other domains (consents): their data, per customer."""
+@dataclass(frozen=True)
+class Rows:
+    """A registered loader's data as rows of one table, so that ``load_packed`` can read it
+    in its one statement: ``columns`` of ``table`` where ``customer`` is the customer's id,
+    and ``build``, which makes the customer's value of them (as the loader would have; also
+    of no rows). Each row comes as a tuple of the driver's values, in no particular order."""
+
+    table: Any
+    customer: str
+    columns: tuple[str, ...]
+    build: Callable[[list[tuple[Any, ...]]], Any]
+
+
+_ROWS: dict[str, Rows] = {}
+
+
+def register_loader(name: str, loader: Loader, rows: Rows | None = None) -> None:
+    """For fields registered by other domains (consents): their data, per customer.
+
+    With ``rows``, live re-evaluation reads that data with the profile (one statement
+    instead of two); ``loader`` stays what everything else calls."""
     _LOADERS[name] = loader
+    if rows is None:
+        _ROWS.pop(name, None)
+    else:
+        _ROWS[name] = rows
 
 
 @dataclass(frozen=True)
@@ -218,7 +241,9 @@ class _Compiled:
     binds: dict[str, Callable[[Any], Any]]  # bind processors by parameter name
     columns: list[Callable[[Any], Any] | None]  # result processors by column
     moment: Callable[[Any], Any]  # a timestamp from its JSON form
-    holding: Callable[[list[Any]], list[Any]]  # a holding's values from their JSON forms
+    holding: Callable[[list[Any]], tuple[Any, ...]]  # a holding's values from their JSON
+    # registered loaders read here: name → (a row from its JSON form, Rows.build)
+    extras: dict[str, tuple[Callable[[list[Any]], tuple[Any, ...]], Any]]
 
 
 _PACKED: dict[tuple[Any, ...], _Compiled] = {}
@@ -262,6 +287,8 @@ def load_packed(
     found = sorted(profiles)
     if found:
         for name in needs.extras:
+            if name in c.extras:
+                continue
             for cid, value in _LOADERS[name](session, found).items():
                 profiles[cid].extra[name] = value
     return profiles, extra
@@ -283,6 +310,10 @@ def _profile(c: _Compiled, needs: Needs, cid: int, fields: list[Any], arrays: li
     if needs.identifiers:
         moment = c.moment
         profile.identifiers = [IdentifierRow(r[0], r[1], moment(r[2])) for r in _decode(arrays[at])]
+        at += 1
+    for name, (convert, build) in c.extras.items():
+        profile.extra[name] = build([convert(r) for r in _decode(arrays[at])])
+        at += 1
     return profile
 
 
@@ -311,6 +342,7 @@ def _packed(
         needs.events_since is not None,
         needs.holdings,
         needs.identifiers,
+        tuple(sorted((n, id(_ROWS[n])) for n in needs.extras if n in _ROWS)),
         also,
         ids,
     )
@@ -351,6 +383,13 @@ def _packed(
     if needs.identifiers:
         columns = [_I.c.kind, _I.c.value, _I.c.created_at]
         arrays.append(array(columns, _I, _I.c.customer_id == c.c.id))
+    extras = {}
+    for name in sorted(needs.extras):
+        rows = _ROWS.get(name)
+        if rows is not None:
+            columns = [rows.table.c[col] for col in rows.columns]
+            arrays.append(array(columns, rows.table, rows.table.c[rows.customer] == c.c.id))
+            extras[name] = (_row_converter(columns, dialect), rows.build)
     arrays.extend(make(dialect.name, c.c.id) for make in also)
     id_params = [bindparam(f"id_{i}", type_=c.c.id.type) for i in range(ids)]
     stmt = select(c.c.id, c.c.status, *(c.c[name] for name in FIELD_COLUMNS), *arrays).where(
@@ -363,23 +402,28 @@ def _packed(
         process = bind.type._cached_bind_processor(dialect)
         if process is not None:
             binds[name] = process
-    by_column = [_converter(col, dialect) for col in holding_columns]
-
-    def holding(values: list[Any]) -> list[Any]:
-        return [
-            f(v) if f is not None and v is not None else v
-            for f, v in zip(by_column, values, strict=True)
-        ]
-
     found = _PACKED[key] = _Compiled(
         str(compiled),
         positions,
         binds,
         [col.type._cached_result_processor(dialect, None) for col in stmt.selected_columns],
         _converter(Event.__table__.c.occurred_at, dialect),  # type: ignore[arg-type]
-        holding,
+        _row_converter(holding_columns, dialect),
+        extras,
     )
     return found
+
+
+def _row_converter(columns: list[Any], dialect: Any) -> Callable[[list[Any]], tuple[Any, ...]]:
+    by_column = [_converter(col, dialect) for col in columns]
+
+    def convert(values: list[Any]) -> tuple[Any, ...]:
+        return tuple(
+            f(v) if f is not None and v is not None else v
+            for f, v in zip(by_column, values, strict=True)
+        )
+
+    return convert
 
 
 def _as_json(column: Any, pg: bool) -> Any:
@@ -394,6 +438,8 @@ def _as_json(column: Any, pg: bool) -> Any:
 
 def _converter(column: Any, dialect: Any) -> Callable[[Any], Any] | None:
     """What turns the JSON form of one of ``column``'s values into the driver's value."""
+    if isinstance(column.type, JSON):  # embedded as JSON: parsed with the array
+        return None
     if dialect.name != "postgresql":
         return column.type._cached_result_processor(dialect, None)
     if isinstance(column.type, Numeric):
