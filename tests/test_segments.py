@@ -590,3 +590,25 @@ def test_open_stays_come_with_the_profile(db, settings):
     assert sorted(map(tuple, also[ids["A"]][0])) == sorted((s, i) for i, s in stays.items())
     assert also[ids["B"]] == [[]]  # her stays were closed by the merge
     assert len(also[ids["C"]][0]) == 1  # Carl: in "alle" only
+
+
+def test_a_failing_read_is_raised_as_sqlalchemy_raises_it(db, settings, monkeypatch):
+    """The one statement runs on the driver's cursor; its errors still come as SQLAlchemy's
+    (which callers catch and retry), and the database is usable afterwards."""
+    import dataclasses
+
+    from sqlalchemy.exc import DBAPIError
+
+    ids = people(db, settings)
+    save(db, "frauen", 'gender = "f"')
+    real = loader._packed
+
+    def broken(*args):
+        return dataclasses.replace(real(*args), sql="SELECT no_such_column FROM customers")
+
+    monkeypatch.setattr(loader, "_packed", broken)
+    with pytest.raises(DBAPIError), db.session() as session:
+        service.reevaluate(session, [ids["A"]], NOW)
+    monkeypatch.setattr(loader, "_packed", real)
+    with db.session() as session:
+        assert service.reevaluate(session, [ids["A"]], NOW).entered == [("frauen", ids["A"])]

@@ -11,6 +11,7 @@ from typing import Any
 import orjson
 from sqlalchemy import JSON, Numeric, Text, bindparam, cast, select
 from sqlalchemy import func as sa_func
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from relata.db import UTCDateTime
@@ -271,11 +272,26 @@ def load_packed(
             for i in range(size):
                 values[f"id_{i}"] = chunk[min(i, len(chunk) - 1)]
             params = {k: (f(v) if (f := c.binds.get(k)) else v) for k, v in values.items()}
-            if c.positions is not None:
-                cursor.execute(c.sql, [params[k] for k in c.positions])
-            else:
-                cursor.execute(c.sql, params)
-            for raw in cursor.fetchall():
+            args = [params[k] for k in c.positions] if c.positions is not None else params
+            try:
+                cursor.execute(c.sql, args)
+                fetched = cursor.fetchall()
+            except dialect.loaded_dbapi.Error as exc:
+                # Raised as SQLAlchemy would (callers catch and retry its errors), and a
+                # lost connection is not handed back to the pool.
+                dbapi_conn = conn.connection.dbapi_connection
+                invalidated = dialect.is_disconnect(exc, dbapi_conn, cursor)
+                if invalidated:
+                    conn.invalidate(exc)
+                raise DBAPIError.instance(
+                    c.sql,
+                    args,
+                    exc,
+                    dialect.loaded_dbapi.Error,
+                    connection_invalidated=invalidated,
+                    dialect=dialect,
+                ) from exc
+            for raw in fetched:
                 row = [v if f is None else f(v) for f, v in zip(c.columns, raw, strict=True)]
                 cid, status = row[0], row[1]
                 arrays = row[2 + width :]
