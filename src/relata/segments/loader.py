@@ -228,8 +228,9 @@ def _events_statement(all_names: bool, since: bool) -> Any:
 # ids rounded up to a power of two, the last id repeated), then run on the driver's cursor
 # of the session's connection, in its transaction, with SQLAlchemy's own bind and result
 # processors: SQLAlchemy's execution of it (expanding IN lists, building the result) cost
-# more than PostgreSQL took to answer (0.2 ms against 0.08 ms). Registered loaders
-# (consent) still run their own statements.
+# more than PostgreSQL took to answer (0.2 ms against 0.08 ms). A registered loader runs
+# its own statement, unless it was registered with ``Rows``: then its rows are one more
+# JSON array here.
 
 # A further JSON array per customer, for the caller: (dialect, customers' id column) → it.
 Packed = Callable[[str, Any], Any]
