@@ -139,6 +139,9 @@ class Database:
         migrate(self.engine)
 
     def dispose(self) -> None:
+        from relata import point_reads  # it imports nothing of relata's; this module is first
+
+        point_reads.dispose(self.engine)
         self.engine.dispose()
 
 

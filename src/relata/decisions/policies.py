@@ -116,9 +116,11 @@ def impressions(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclus
     window = timedelta(days=offer.impression_window_days)
     if limit == 0:
         return Exclusion("impressions", "never shown (max_impressions 0)")
-    times = sorted(
-        at for at in state.impressions.get(offer.id, {}).values() if at > now - window * 2
-    )
+    since = now - window * 2
+    times = [at for at in state.impressions.get(offer.id, {}).values() if at > since]
+    if len(times) < limit:  # the common case, and on the hot path: no sort
+        return None
+    times.sort()
     for i in range(len(times) - 1, limit - 2, -1):
         reached = times[i]
         if now - reached >= window:
