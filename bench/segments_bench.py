@@ -13,12 +13,10 @@ visibility map lets index-only scans skip the heap, as autovacuum would).
 * ``--live``: 50 segments of mixed rules (golden record, events with windows and
   properties, purchases, traits, consent, a segment of segments) are saved; then for
   ``--samples`` random customers: the 50 compiled closures over the loaded profile alone,
-  loading it (``loader.load_packed``: the profile and its open stays in one statement, and
-  the consent ledger), and the whole ``segments.service.reevaluate(session, [customer])``
+  loading it (``loader.load_packed``: the profile, its open stays and its consent ledger
+  in one statement), and the whole ``segments.service.reevaluate(session, [customer])``
   (the compiled segments, their versions read again at most every second; load; decide;
   write the changes) in a transaction begun already, as event intake's is.
-  ``--consent-rows``: the same with the consent ledger registered as ``loader.Rows``, read
-  with the profile in its one statement (what ``segments/consent_fields.py`` could do).
 
 .venv/bin/python -m bench.segments_bench --db sqlite:///bench-segments.db --build
 .venv/bin/python -m bench.segments_bench --db sqlite:///bench-segments.db --count --live
@@ -320,25 +318,9 @@ def live(url: str, customers: int, samples: int, seed: int) -> None:
     log(f"live   50 segments, {samples} customers ({statistics.mean(events_seen):.1f} events "
         "loaded each); wall clock, and this thread's CPU time:")  # fmt: skip
     log(f"       the 50 closures over a loaded profile: {ms(closures)}; CPU {ms(closures_cpu)}")
-    log(f"       loading the profile and open stays (one statement; consent): {ms(loads)}")
+    log(f"       loading the profile, open stays and consent (one statement): {ms(loads)}")
     log(f"       service.reevaluate, whole: {ms(full)}; CPU {ms(full_cpu)}")
     db.dispose()
-
-
-def consent_as_rows() -> None:
-    """What the consent loader would give live re-evaluation as ``loader.Rows``: the
-    ledger's rows read with the profile, built into states as ``load_consents`` does."""
-    from relata.consent.ledger import Entry, derive
-    from relata.consent.models import ConsentEntry
-
-    def build(rows: list[tuple]) -> dict:
-        entries = [Entry(p, c, a, at, o, frozenset(cv or ()), i) for p, c, a, at, o, cv, i in rows]
-        return {key: state.status for key, state in derive(entries).items()}
-
-    columns = ("purpose", "channel", "action", "occurred_at", "origin_customer_id", "covers", "id")
-    table = ConsentEntry.__table__
-    rows = loader.Rows(table, "customer_id", columns, build)
-    loader.register_loader("consent", loader._LOADERS["consent"], rows)
 
 
 def ingest_cost(kind: str, events: int, rounds: int, seed: int) -> None:
@@ -391,12 +373,6 @@ def main() -> int:
     parser.add_argument("--count", action="store_true")
     parser.add_argument("--live", action="store_true")
     parser.add_argument(
-        "--consent-rows",
-        action="store_true",
-        help="--live with the consent ledger registered as loader.Rows (read with the "
-        "profile in one statement), as segments/consent_fields.py could register it",
-    )
-    parser.add_argument(
         "--ingest",
         choices=["sqlite", "postgresql"],
         help="event intake with and without the segments' events index",
@@ -413,8 +389,6 @@ def main() -> int:
         build(url, args.customers, args.events, args.holdings, args.seed)
     if args.count:
         count(url, args.repeat)
-    if args.consent_rows:
-        consent_as_rows()
     if args.live:
         live(url, args.customers, args.samples, args.seed)
     if args.ingest:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from relata.consent.ledger import CHANNELS, STATUSES, Entry, derive
 from relata.consent.models import ConsentEntry
-from relata.segments.loader import register_loader
+from relata.segments.loader import Rows, register_loader
 from relata.segments.profile import Profile
 from relata.segments.rules.registry import Field, Registry
 
@@ -130,6 +130,22 @@ def load_consents(session: Session, customer_ids: list[int]) -> dict[int, dict[A
     }
 
 
+def _states_of_rows(rows: list[tuple[Any, ...]]) -> dict[Any, str]:
+    """``load_consents``' value of one customer from the ledger rows ``load_packed`` read
+    with the profile (driver values: derive needs only their order and equality)."""
+    entries = [Entry(p, c, a, at, o, frozenset(cv or ()), i) for p, c, a, at, o, cv, i in rows]
+    return {key: state.status for key, state in derive(entries).items()}
+
+
+_ROWS = Rows(
+    _E,
+    "customer_id",
+    ("purpose", "channel", "action", "occurred_at", "origin_customer_id", "covers", "id"),
+    _states_of_rows,
+)
+
+
 def install(registry: Registry) -> None:
     registry.register_prefix(PREFIX, consent_field)
-    register_loader("consent", load_consents)
+    # Live re-evaluation reads the ledger in the profile's one statement.
+    register_loader("consent", load_consents, _ROWS)
