@@ -147,6 +147,46 @@ def test_three_impressions_suppress_for_thirty_days_after_the_third():
     assert run([limited], customer(responses=old)).chosen
 
 
+def _impressions_reference(times, limit, window, now):
+    """The rule as first written: every check sorts the recent impressions again."""
+    times = sorted(at for at in times if at > now - window * 2)
+    for i in range(len(times) - 1, limit - 2, -1):
+        if now - times[i] >= window:
+            break
+        if times[i] - times[i - limit + 1] <= window:
+            return times[i] + window
+    return None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.floats(0, 120), max_size=12),
+    st.integers(1, 5),
+    st.integers(1, 40),
+    st.lists(st.floats(-60, 60), min_size=1, max_size=4),
+    st.floats(0, 30),
+)
+def test_the_remembered_impression_limit_agrees_with_the_rule(days, limit, window, laters, new):
+    from relata.decisions.policies import impressions
+
+    limited = offer(max_impressions=limit, impression_window_days=window)
+    state = customer(responses=[response(days_ago=d) for d in days])
+
+    def check() -> None:
+        shown = list(state.impressions.get(1, {}).values())
+        for later in laters:  # one history, asked about at several moments
+            now = NOW + timedelta(days=later)
+            until = _impressions_reference(shown, limit, timedelta(days=window), now)
+            found = impressions(limited, state, now)
+            assert (found is None) == (until is None)
+            if found is not None:
+                assert f"again from {until:%Y-%m-%d}" in found.detail
+
+    check()
+    state.record(response(days_ago=new))  # a new impression: what was remembered is stale
+    check()
+
+
 def test_a_rejection_suppresses_for_its_days():
     offer_ = offer(reject_suppress_days=30)
     assert (

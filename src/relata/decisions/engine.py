@@ -273,6 +273,7 @@ def _copy(state: CustomerState) -> CustomerState:
         positives=Counter(state.positives),
         contacts={k: dict(v) for k, v in state.contacts.items()},
         memo=dict(state.memo),
+        reached={k: dict(v) for k, v in state.reached.items()},
     )
 
 

@@ -58,6 +58,9 @@ class CustomerState:
     positives: Counter[str] = field(default_factory=Counter)  # category → positive responses
     contacts: dict[str, dict[str, datetime]] = field(default_factory=dict)  # channel→{decision: at}
     memo: dict[str, Any] = field(default_factory=dict)  # per-model values, e.g. collaborative
+    # offer → {(max impressions, window days): when the limit was last reached, or None};
+    # worked out once per impression history (policies.impressions), dropped by record.
+    reached: dict[int, dict[tuple[int, int], datetime | None]] = field(default_factory=dict)
 
     @property
     def purchases(self) -> int:
@@ -66,6 +69,7 @@ class CustomerState:
     def record(self, row: ResponseRow) -> None:
         if row.kind == "impression":
             self.impressions.setdefault(row.offer_id, {}).setdefault(row.decision_id, row.at)
+            self.reached.pop(row.offer_id, None)
             self.contacts.setdefault(row.channel, {}).setdefault(row.decision_id, row.at)
             return
         self.answered.add((row.decision_id, row.offer_id))

@@ -113,24 +113,34 @@ def impressions(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclus
     limit = offer.max_impressions
     if limit is None:
         return None
-    window = timedelta(days=offer.impression_window_days)
     if limit == 0:
         return Exclusion("impressions", "never shown (max_impressions 0)")
-    since = now - window * 2
-    times = [at for at in state.impressions.get(offer.id, {}).values() if at > since]
-    if len(times) < limit:  # the common case, and on the hot path: no sort
+    shown = state.impressions.get(offer.id)
+    if shown is None or len(shown) < limit:
         return None
-    times.sort()
+    # When the limit was last reached depends only on the impressions, not on now: worked
+    # out once per history (a customer asked about again and again is the hot path).
+    key = (limit, offer.impression_window_days)
+    window = timedelta(days=offer.impression_window_days)
+    memo = state.reached.setdefault(offer.id, {})
+    if key in memo:
+        reached = memo[key]
+    else:
+        reached = memo[key] = last_reached(sorted(shown.values()), limit, window)
+    if reached is None or now - reached >= window:
+        return None
+    until = reached + window
+    return Exclusion(
+        "impressions", f"{limit} impressions by {reached:%Y-%m-%d}; again from {until:%Y-%m-%d}"
+    )
+
+
+def last_reached(times: list[datetime], limit: int, window: timedelta) -> datetime | None:
+    """The latest impression (of ``times``, sorted) that was the ``limit``-th within
+    ``window``; None if none was."""
     for i in range(len(times) - 1, limit - 2, -1):
-        reached = times[i]
-        if now - reached >= window:
-            break
-        if reached - times[i - limit + 1] <= window:
-            until = reached + window
-            return Exclusion(
-                "impressions",
-                f"{limit} impressions by {reached:%Y-%m-%d}; again from {until:%Y-%m-%d}",
-            )
+        if times[i] - times[i - limit + 1] <= window:
+            return times[i]
     return None
 
 
