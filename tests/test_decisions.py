@@ -382,6 +382,36 @@ def test_catalogue_changes_reach_another_process_without_restart(client, db, set
         assert other.snapshot(s).catalogue.offers == ()
 
 
+def test_a_server_s_background_keeps_the_snapshot_current_and_folds(client, db, settings, eva):
+    import time
+
+    offer(client, "shoes", value=10)
+    assert keys(decide(client, customer_id=eva, channel="web")) == ["shoes"]  # an outcome
+    live = Engine(settings.model_copy(update={"decision_sync_seconds": 0.05,
+                                                "decision_fold_seconds": 0.05}))  # fmt: skip
+    with db.session(write=False) as s:
+        assert [o.value for o in live.snapshot(s).catalogue.offers] == [10]
+    live.start(db)
+    try:
+        assert client.patch("/v1/offers/shoes", json={"value": 25}).status_code == 200
+
+        def current() -> tuple[float, int]:
+            # snapshot() itself no longer polls: only the background can bring the change
+            with db.session(write=False) as s:
+                value = live.snapshot(s).catalogue.offers[0].value
+                unfolded = s.scalar(
+                    select(func.count()).select_from(DecisionOutcome).where(~DecisionOutcome.folded)
+                )
+            return value, unfolded
+
+        deadline = time.monotonic() + 5
+        while current() != (25, 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert current() == (25, 0)
+    finally:
+        live.stop()
+
+
 def test_caps_count_in_process_at_once_and_across_processes_after_a_fold(client, db, settings, eva):
     third = person(db, settings, "K3")
     grant(db, settings, third)

@@ -85,6 +85,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
+    # LIFO: the connection used last is warmest (SQLite caches pages per connection).
+    kwargs.setdefault("pool_use_lifo", True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
     @event.listens_for(engine, "connect")

@@ -38,7 +38,7 @@ from relata.writer import Writer, shared
 
 log = logging.getLogger("relata.decisions")
 FULL_RELOAD_SECONDS = 600.0  # re-read all counts now and then: their decay moves on
-FOLD_BATCH = 5_000  # outcomes a fold transaction
+FOLD_BATCH = 1_000  # outcomes a fold job: one of the writer's, beside decisions
 
 
 def config_of(settings: Settings) -> Config:
@@ -63,16 +63,20 @@ class Engine:
         self._seeds = np.random.SeedSequence(seed)
         self._seed_lock = threading.Lock()
         self._local = threading.local()
-        self._worker: _Folder | None = None
+        self._worker: _Background | None = None
         self._writer: Writer | None = None
         self._writer_lock = threading.Lock()
 
     # --- the shared snapshot ---------------------------------------------------------------
 
     def snapshot(self, session: Session) -> Snapshot:
-        """The current snapshot, after polling the versions if the sync interval has passed."""
+        """The current snapshot. A server's background thread keeps it current (``start``);
+        without one, the versions are polled here once the sync interval has passed."""
         snap = self._snap
-        if snap is None or time.monotonic() - self._checked >= self.settings.decision_sync_seconds:
+        if snap is None or (
+            self._worker is None
+            and time.monotonic() - self._checked >= self.settings.decision_sync_seconds
+        ):
             snap = self.sync(session)
         return snap
 
@@ -237,8 +241,13 @@ class Engine:
     # --- the background fold -----------------------------------------------------------------
 
     def start(self, db: Database) -> None:
-        if self._worker is None and self.settings.decision_fold_seconds > 0:
-            self._worker = _Folder(db, self.settings)
+        """Fold responses into the counts and keep the snapshot current in the background,
+        so that a decision never waits for either (a server's; the CLI does without)."""
+        settings = self.settings
+        if self._worker is None and (
+            settings.decision_fold_seconds > 0 or settings.decision_sync_seconds > 0
+        ):
+            self._worker = _Background(self, db)
             self._worker.start()
 
     def stop(self) -> None:
@@ -308,25 +317,47 @@ class _Pending:
         )
 
 
-class _Folder(threading.Thread):
-    """Folds outcomes into the shared counts every few seconds (see sync.py)."""
+class _Background(threading.Thread):
+    """Every second or so: folds outcomes into the shared counts (see sync.py) through the
+    process's group-commit writer, and polls the versions to reload the snapshot.
 
-    def __init__(self, db: Database, settings: Settings) -> None:
-        super().__init__(name="relata-decisions-fold", daemon=True)
-        self.db, self.settings = db, settings
+    The fold goes through the writer so that it never waits for the database's write lock
+    behind the decision log (on SQLite a waiting writer sleeps in steps of milliseconds),
+    in small batches so that the decisions committed with one are not held up long."""
+
+    def __init__(self, engine: Engine, db: Database) -> None:
+        super().__init__(name="relata-decisions-background", daemon=True)
+        self.engine, self.db = engine, db
         self._halt = threading.Event()
 
     def run(self) -> None:
-        while not self._halt.wait(self.settings.decision_fold_seconds):
-            try:
-                # Small transactions: the write lock (SQLite) is never held for long, and
-                # a backlog is worked off batch by batch.
-                while not self._halt.is_set():
-                    with self.db.session() as session:
-                        if sync.fold(session, self.settings.decision_half_life_days) < FOLD_BATCH:
-                            break
-            except Exception:  # the next round tries again; a request never depends on it
-                log.exception("folding decision outcomes failed")
+        settings = self.engine.settings
+        fold_every, sync_every = settings.decision_fold_seconds, settings.decision_sync_seconds
+        tick = min(t for t in (fold_every, sync_every) if t > 0)
+        folded = synced = time.monotonic()
+        while not self._halt.wait(tick):
+            now = time.monotonic()
+            if fold_every > 0 and now - folded >= fold_every:
+                folded = now
+                self._fold()
+            if sync_every > 0 and now - synced >= sync_every:
+                synced = now
+                try:
+                    with self.db.session(write=False) as session:
+                        self.engine.sync(session)
+                except Exception:  # the next round tries again; decisions use the last one
+                    log.exception("reloading the decision snapshot failed")
+
+    def _fold(self) -> None:
+        half_life = self.engine.settings.decision_half_life_days
+        writer = self.engine.writer(self.db)
+        try:
+            while not self._halt.is_set():
+                done = writer.run(lambda session: sync.fold(session, half_life, FOLD_BATCH))
+                if done < FOLD_BATCH:
+                    break
+        except Exception:  # the next round tries again; a request never depends on it
+            log.exception("folding decision outcomes failed")
 
     def stop(self) -> None:
         self._halt.set()
