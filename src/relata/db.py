@@ -28,6 +28,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -85,8 +86,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
 
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
-    # LIFO: the connection used last is warmest (SQLite caches pages per connection).
-    kwargs.setdefault("pool_use_lifo", True)
+    if make_url(url).database not in (None, "", ":memory:"):  # in memory: one connection
+        # LIFO: the connection used last is warmest (SQLite caches pages per connection).
+        kwargs.setdefault("pool_use_lifo", True)
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
     @event.listens_for(engine, "connect")
