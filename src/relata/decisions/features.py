@@ -58,9 +58,12 @@ class CustomerState:
     positives: Counter[str] = field(default_factory=Counter)  # category → positive responses
     contacts: dict[str, dict[str, datetime]] = field(default_factory=dict)  # channel→{decision: at}
     memo: dict[str, Any] = field(default_factory=dict)  # per-model values, e.g. collaborative
-    # offer → {(max impressions, window days): when the limit was last reached, or None};
-    # worked out once per impression history (policies.impressions), dropped by record.
-    reached: dict[int, dict[tuple[int, int], datetime | None]] = field(default_factory=dict)
+    # offer → {(max impressions, window days): (when the limit was last reached, until when
+    # it suppresses), or None}; worked out once per impression history
+    # (policies.impressions), dropped by record.
+    reached: dict[int, dict[tuple[int, int], tuple[datetime, datetime] | None]] = field(
+        default_factory=dict
+    )
 
     @property
     def purchases(self) -> int:

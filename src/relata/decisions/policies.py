@@ -118,21 +118,27 @@ def impressions(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclus
     shown = state.impressions.get(offer.id)
     if shown is None or len(shown) < limit:
         return None
-    # When the limit was last reached depends only on the impressions, not on now: worked
+    # Until when the limit suppresses depends only on the impressions, not on now: worked
     # out once per history (a customer asked about again and again is the hot path).
-    key = (limit, offer.impression_window_days)
-    window = timedelta(days=offer.impression_window_days)
-    memo = state.reached.setdefault(offer.id, {})
-    if key in memo:
-        reached = memo[key]
-    else:
-        reached = memo[key] = last_reached(sorted(shown.values()), limit, window)
-    if reached is None or now - reached >= window:
+    days = offer.impression_window_days
+    memo = state.reached.get(offer.id)
+    if memo is None:
+        memo = state.reached[offer.id] = {}
+    key = (limit, days)
+    found = memo.get(key, _UNKNOWN)
+    if found is _UNKNOWN:
+        window = timedelta(days=days)
+        reached = last_reached(sorted(shown.values()), limit, window)
+        found = memo[key] = None if reached is None else (reached, reached + window)
+    if found is None or now >= found[1]:
         return None
-    until = reached + window
+    reached, until = found
     return Exclusion(
         "impressions", f"{limit} impressions by {reached:%Y-%m-%d}; again from {until:%Y-%m-%d}"
     )
+
+
+_UNKNOWN = object()
 
 
 def last_reached(times: list[datetime], limit: int, window: timedelta) -> datetime | None:
