@@ -412,6 +412,61 @@ def test_a_server_s_background_keeps_the_snapshot_current_and_folds(client, db, 
         live.stop()
 
 
+def test_a_cache_miss_reads_in_one_statement_what_the_separate_reads_did(client, db, settings, eva):
+    from datetime import timedelta
+
+    from sqlalchemy import event
+
+    from relata.consent import cache
+    from relata.db import utcnow
+    from relata.decisions import eligibility, loader
+    from relata.decisions.features import ResponseRow, build
+
+    offer(client, "shoes")
+    offer(client, "bag")
+    made = decide(client, customer_id=eva, channel="web")
+    url = f"/v1/decisions/{made['decision_id']}/responses"
+    assert client.post(url, json={"offer": made["offers"][0]["key"], "type": "click"}).is_success
+    grant(db, settings, eva, "marketing", "email")
+    grant(db, settings, eva, "marketing", "email", action="revoke")
+    now = utcnow()
+    engine = Engine(settings)
+    with db.session(write=False) as s:
+        snap = engine.sync(s)
+        categories = {o.id: o.category for o in snap.catalogue.offers}
+        statements: list[str] = []
+        listener = lambda *a: statements.append(a[2])  # noqa: E731
+        event.listen(db.engine, "before_cursor_execute", listener)
+        try:
+            cache.for_session(s).clear()
+            state = loader.customer(s, eva, snap.needs, categories, now, 30, settings)
+        finally:
+            event.remove(db.engine, "before_cursor_execute", listener)
+        assert statements == []  # one statement on the driver's cursor, none of SQLAlchemy's
+        primed = consent.states(s, eva, settings)  # from the cache: nothing read
+        cache.for_session(s).clear()
+        assert primed == consent.states(s, eva, settings)  # as read by the consent domain
+        assert primed[("marketing", "email")].status == "revoked"
+        profile = eligibility.load(s, [eva], snap.needs)[eva]
+        r = DecisionResponse
+        rows = s.execute(
+            select(r.decision_id, r.offer_id, r.channel, r.kind, r.occurred_at).where(
+                r.customer_id == eva, r.occurred_at >= now - timedelta(days=30)
+            )
+        )
+        expected = build(
+            profile,
+            [ResponseRow(str(d), o, categories.get(o), c, k, at) for d, o, c, k, at in rows],
+            now,
+        )
+    assert state is not None
+    assert state.impressions == expected.impressions and state.answered == expected.answered
+    assert state.won == expected.won and state.held == expected.held
+    assert state.profile.fields == expected.profile.fields
+    shown = sum(len(v) for v in state.impressions.values())
+    assert len(state.answered) == 1 and shown == len(made["offers"]) >= 1
+
+
 def test_caps_count_in_process_at_once_and_across_processes_after_a_fold(client, db, settings, eva):
     third = person(db, settings, "K3")
     grant(db, settings, third)

@@ -196,6 +196,23 @@ def states(session: Session, customer_id: int, settings: Settings) -> dict[Key, 
     return result
 
 
+def prime(
+    session: Session, customer_id: int, rows: Iterable[tuple[Any, ...]], settings: Settings
+) -> None:
+    """Cache an active customer's states from their ledger rows, read by a caller with other
+    data in one statement (a decision's cache miss): what ``states`` would read itself.
+    Rows as ``_derived`` selects them: purpose, channel, action, occurred_at, origin
+    customer, covers, id."""
+    store = cache.for_session(session)
+    if store.get(customer_id, settings.consent_cache_seconds) is not None:
+        return
+    result = derive(
+        Entry(p, c, a, at, origin, frozenset(covers or ()), i)
+        for p, c, a, at, origin, covers, i in rows
+    )
+    store.put(customer_id, result, settings.consent_cache_size, root=customer_id)
+
+
 def may_use(
     session: Session, customer_id: int, purpose: str, channel: str, settings: Settings
 ) -> bool:

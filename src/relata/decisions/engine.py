@@ -38,7 +38,7 @@ from relata.writer import Writer, shared
 
 log = logging.getLogger("relata.decisions")
 FULL_RELOAD_SECONDS = 600.0  # re-read all counts now and then: their decay moves on
-FOLD_BATCH = 1_000  # outcomes a fold job: one of the writer's, beside decisions
+FOLD_BATCH = 250  # outcomes a fold job: one of the writer's, beside decisions: kept short
 
 
 def config_of(settings: Settings) -> Config:
@@ -168,7 +168,13 @@ class Engine:
                 self._cache.move_to_end(customer_id)
                 return item[1]
         state = loader.customer(
-            session, customer_id, snap.needs, self._category_of, now, snap.horizon_days
+            session,
+            customer_id,
+            snap.needs,
+            self._category_of,
+            now,
+            snap.horizon_days,
+            self.settings,
         )
         if state is not None:
             self._put(customer_id, state)

@@ -5,12 +5,15 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import date, datetime, timedelta
+from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
-from relata.decisions import eligibility
+from relata.config import Settings
+from relata.consent import service as consent
+from relata.consent.models import ConsentEntry
 from relata.decisions.bandit import CellStats
 from relata.decisions.catalogue import Catalogue, OfferSpec, PolicySpec
 from relata.decisions.features import CustomerState, ResponseRow, build
@@ -24,7 +27,7 @@ from relata.decisions.models import (
     Offer,
 )
 from relata.decisions.policies import Usage
-from relata.segments.loader import Needs
+from relata.segments.loader import Needs, as_json, load_packed, row_converter
 
 STATE_ID = 1
 
@@ -201,19 +204,69 @@ def customer(
     categories: Mapping[int, str | None],
     now: datetime,
     horizon_days: int,
+    settings: Settings | None = None,
 ) -> CustomerState | None:
-    """The customer's profile and recent responses, or None if not an active customer."""
-    found = eligibility.load(session, [customer_id], needs).get(customer_id)
+    """The customer's profile and recent responses, or None if not an active customer.
+
+    One statement (``segments.loader.load_packed``): the profile, the responses of the
+    horizon and, with ``settings``, the consent ledger, which primes consent's cache for
+    the permission check that follows. A cache miss is the common case at the moment of
+    contact: most customers were not asked about in the last half minute.
+    """
+    dialect = session.get_bind().dialect
+    also = (_responses_json, _consents_json) if settings is not None else (_responses_json,)
+    since = {"responses_since": now - timedelta(days=horizon_days)}
+    profiles, extra = load_packed(session, [customer_id], needs, *also, params=since)
+    found = profiles.get(customer_id)
     if found is None:
         return None
-    r = DecisionResponse
-    rows = session.execute(
-        select(r.decision_id, r.offer_id, r.channel, r.kind, r.occurred_at).where(
-            r.customer_id == customer_id, r.occurred_at >= now - timedelta(days=horizon_days)
-        )
-    )
+    response, entry = _converters(dialect)
+    arrays = extra[customer_id]
     responses = [
         ResponseRow(str(d), offer_id, categories.get(offer_id), channel, kind, at)
-        for d, offer_id, channel, kind, at in rows
+        for d, offer_id, channel, kind, at in map(response, arrays[0])
     ]
+    if settings is not None:
+        consent.prime(session, customer_id, [entry(r) for r in arrays[1]], settings)
     return build(found, responses, now)
+
+
+_R = DecisionResponse.__table__
+_RESPONSE_COLUMNS = [_R.c[c] for c in ("decision_id", "offer_id", "channel", "kind", "occurred_at")]
+_E = ConsentEntry.__table__
+_ENTRY_COLUMNS = [
+    _E.c[c]
+    for c in ("purpose", "channel", "action", "occurred_at", "origin_customer_id", "covers", "id")
+]
+
+
+def _array(dialect: str, table: Any, columns: list[Any], *where: Any) -> Any:
+    pg = dialect == "postgresql"
+    agg = func.json_agg if pg else func.json_group_array
+    row = func.json_build_array if pg else func.json_array
+    values = [as_json(c, dialect) for c in columns]
+    return select(agg(row(*values))).select_from(table).where(*where).scalar_subquery()
+
+
+def _responses_json(dialect: str, customer_id: Any) -> Any:
+    since = bindparam("responses_since", type_=_R.c.occurred_at.type)
+    return _array(
+        dialect, _R, _RESPONSE_COLUMNS, _R.c.customer_id == customer_id, _R.c.occurred_at >= since
+    )
+
+
+def _consents_json(dialect: str, customer_id: Any) -> Any:
+    return _array(dialect, _E, _ENTRY_COLUMNS, _E.c.customer_id == customer_id)
+
+
+_CONVERTERS: dict[str, tuple[Any, Any]] = {}
+
+
+def _converters(dialect: Any) -> tuple[Any, Any]:
+    found = _CONVERTERS.get(dialect.name)
+    if found is None:
+        found = _CONVERTERS[dialect.name] = (
+            row_converter(_RESPONSE_COLUMNS, dialect),
+            row_converter(_ENTRY_COLUMNS, dialect),
+        )
+    return found

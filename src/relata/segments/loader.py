@@ -252,16 +252,24 @@ _PACKED: dict[tuple[Any, ...], _Compiled] = {}
 
 
 def load_packed(
-    session: Session, customer_ids: Iterable[int], needs: Needs, *also: Packed
+    session: Session,
+    customer_ids: Iterable[int],
+    needs: Needs,
+    *also: Packed,
+    params: dict[str, Any] | None = None,
 ) -> tuple[dict[int, Profile], dict[int, list[Any]]]:
     """``load_profiles`` in one statement; and per customer found (active or not) the
-    decoded JSON arrays ``also`` asks for (each a list of lists, in the order given)."""
+    decoded JSON arrays ``also`` asks for (each a list of lists, in the order given; their
+    values in JSON form: ``row_converter`` makes them the driver's). ``params`` are the
+    values of bind parameters the ``also`` subqueries name (typed: ``bindparam(name,
+    type_=column.type)``)."""
     ids = sorted(set(customer_ids))
     conn = session.connection()
     dialect = conn.dialect
     names = sorted(needs.event_names)
     values: dict[str, Any] = {f"name_{i}": name for i, name in enumerate(names)}
     values["since"] = needs.events_since
+    values.update(params or {})
     profiles: dict[int, Profile] = {}
     extra: dict[int, list[Any]] = {}
     width = len(FIELD_COLUMNS)
@@ -431,6 +439,12 @@ def _packed(
     return found
 
 
+def row_converter(columns: list[Any], dialect: Any) -> Callable[[list[Any]], tuple[Any, ...]]:
+    """What turns a JSON array row of ``columns`` (a ``load_packed`` extra) into the
+    values the driver would have given for them."""
+    return _row_converter(columns, dialect)
+
+
 def _row_converter(columns: list[Any], dialect: Any) -> Callable[[list[Any]], tuple[Any, ...]]:
     by_column = [_converter(col, dialect) for col in columns]
 
@@ -441,6 +455,11 @@ def _row_converter(columns: list[Any], dialect: Any) -> Callable[[list[Any]], tu
         )
 
     return convert
+
+
+def as_json(column: Any, dialect_name: str) -> Any:
+    """A column as an element of a JSON array (for a ``load_packed`` extra)."""
+    return _as_json(column, dialect_name == "postgresql")
 
 
 def _as_json(column: Any, pg: bool) -> Any:
