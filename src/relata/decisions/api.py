@@ -66,9 +66,9 @@ async def decide(body: DecisionRequest, request: Request) -> Response:
     `explain=true` adds every offer considered, the rule or policy that excluded it, and
     the parts of each score. The answer comes once the decision is logged.
     """
-    # The hot path: one hop to a pool thread for the reads and the decision, none held
-    # while the group-commit writer logs it, and the answer serialised once (a returned
-    # model would be validated against response_model again).
+    # The hot path: no thread held while the group-commit writer logs the decision, and
+    # the answer serialised once (a returned model is validated against response_model
+    # again).
     engine = _engine(request)
     db = request.app.state.db
     writer = engine.writer(db)
