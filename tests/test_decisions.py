@@ -574,6 +574,38 @@ def test_two_folds_at_once_count_every_outcome_once(db, settings, eva):
     assert shows == 40 and unfolded == 0
 
 
+@pytest.mark.parametrize("cells", [1, 3, 129, 300])
+def test_the_counts_upsert_adds_to_every_cell_across_statement_sizes(db, eva, cells):
+    from relata.decisions.sync import _write_stats
+
+    with db.session() as s:
+        from relata.decisions import offers
+        from relata.decisions.schemas import OfferWrite
+
+        write = OfferWrite(key="a", name="A", channels=["web"], value=1)
+        offer_id = offers.create_offer(s, write, Settings(database_url=db.url)).id
+    counts = {(offer_id, c): [1.0 + c, float(c % 2), f"cell {c}"] for c in range(cells)}
+    for version in (1, 2):  # the second adds to what the first wrote
+        with db.session() as s:
+            _write_stats(s, counts, 1000.0 + version, version)
+    with db.session(write=False) as s:
+        found = {r.cell: r for r in s.scalars(select(DecisionStat))}
+    assert sorted(found) == list(range(cells))
+    for c, row in found.items():
+        assert (row.shows, row.wins, row.label) == (2 * (1.0 + c), 2.0 * (c % 2), f"cell {c}")
+        assert (row.at, row.version) == (1002.0, 2)
+
+
+def test_one_writer_a_database_a_process(db):
+    from relata.writer import shared
+
+    other = Database(db.url)
+    try:
+        assert shared(db) is shared(db) and shared(other) is not shared(db)
+    finally:
+        other.dispose()
+
+
 def test_erasing_a_customer_removes_their_decisions(client, db, settings, eva):
     from relata.consent.erasure import erase
 

@@ -32,6 +32,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
+from relata import point_reads
+
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -143,8 +145,6 @@ class Database:
         migrate(self.engine)
 
     def dispose(self) -> None:
-        from relata import point_reads  # it imports nothing of relata's; this module is first
-
         point_reads.dispose(self.engine)
         self.engine.dispose()
 

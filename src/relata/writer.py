@@ -22,7 +22,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
-from weakref import WeakKeyDictionary
 
 from sqlalchemy.orm import Session
 
@@ -32,18 +31,19 @@ T = TypeVar("T")
 log = logging.getLogger("relata.writer")
 MAX_BATCH = 500
 _STOP = object()
-_shared: WeakKeyDictionary[Database, Writer] = WeakKeyDictionary()
 _shared_lock = threading.Lock()
+_ATTRIBUTE = "_relata_shared_writer"  # on the Database: the two go together
 
 
 def shared(db: Database) -> Writer:
     """This process's writer of ``db`` (the decision log, audit rows)."""
-    found = _shared.get(db)
+    found: Writer | None = getattr(db, _ATTRIBUTE, None)
     if found is None:
         with _shared_lock:
-            found = _shared.get(db)
+            found = getattr(db, _ATTRIBUTE, None)
             if found is None:
-                found = _shared[db] = Writer(db)
+                found = Writer(db)
+                setattr(db, _ATTRIBUTE, found)
     return found
 
 

@@ -204,19 +204,20 @@ def customer(
     categories: Mapping[int, str | None],
     now: datetime,
     horizon_days: int,
-    settings: Settings | None = None,
+    settings: Settings,
 ) -> CustomerState | None:
     """The customer's profile and recent responses, or None if not an active customer.
 
     One statement (``segments.loader.load_packed``): the profile, the responses of the
-    horizon and, with ``settings``, the consent ledger, which primes consent's cache for
-    the permission check that follows. A cache miss is the common case at the moment of
+    horizon and the consent ledger, which primes consent's cache for the permission check
+    that follows. A cache miss is the common case at the moment of
     contact: most customers were not asked about in the last half minute.
     """
     dialect = session.get_bind().dialect
-    also = (_responses_json, _consents_json) if settings is not None else (_responses_json,)
     since = {"responses_since": now - timedelta(days=horizon_days)}
-    profiles, extra = load_packed(session, [customer_id], needs, *also, params=since)
+    profiles, extra = load_packed(
+        session, [customer_id], needs, _responses_json, _consents_json, params=since
+    )
     found = profiles.get(customer_id)
     if found is None:
         return None
@@ -226,8 +227,7 @@ def customer(
         ResponseRow(str(d), offer_id, categories.get(offer_id), channel, kind, at)
         for d, offer_id, channel, kind, at in map(response, arrays[0])
     ]
-    if settings is not None:
-        consent.prime(session, customer_id, [entry(r) for r in arrays[1]], settings)
+    consent.prime(session, customer_id, [entry(r) for r in arrays[1]], settings)
     return build(found, responses, now)
 
 

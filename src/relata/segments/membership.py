@@ -318,7 +318,8 @@ def _decide(
     session: Session, live: _Live, ids: list[int], now: datetime
 ) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Who enters which segment (segment, customer) and which stays end (segment, stay)."""
-    # One statement: the profiles and their open stays (consent reads its own).
+    # One statement: the profiles, their open stays and what registered loaders give as
+    # rows (consent's ledger).
     profiles, stays = load_packed(session, ids, live.needs(now), _open_stays_json)
     current = {(sid, cid): stay for cid, (found,) in stays.items() for sid, stay in found}
     ctx = Context(now)
