@@ -19,14 +19,32 @@ from sqlalchemy.orm import Session
 
 from relata.segments.compile_py import Compiled, Context, compile_rule
 from relata.segments.fields import REGISTRY as SEGMENT_FIELDS
-from relata.segments.loader import Needs, load_profiles, needs_of
+from relata.segments.loader import (
+    Needs,
+    json_rows,
+    load_packed,
+    load_profiles,
+    needs_of,
+    row_converter,
+)
 from relata.segments.profile import Profile
 from relata.segments.rules import RuleError, check_text
 from relata.segments.rules.ast import Node
 from relata.segments.rules.parser import NAME_PART
 from relata.segments.rules.registry import Field, Registry
 
-__all__ = ["Profile", "Rule", "RuleError", "check", "compile_text", "evaluate", "load"]
+__all__ = [
+    "Profile",
+    "Rule",
+    "RuleError",
+    "check",
+    "compile_text",
+    "evaluate",
+    "json_rows",
+    "load",
+    "load_with",
+    "row_converter",
+]
 
 CONTEXT = "context."
 
@@ -100,6 +118,11 @@ def needs(rules: Iterable[Rule], now: datetime) -> Needs:
 
 def load(session: Session, customer_ids: Iterable[int], what: Needs) -> dict[int, Profile]:
     return load_profiles(session, customer_ids, what)
+
+
+# The profiles with further JSON arrays, in one statement (a decision's cache miss):
+# segments' load_packed, the subquery of such an array, and the reader of its rows.
+load_with = load_packed
 
 
 def empty_profile(customer_id: int) -> Profile:

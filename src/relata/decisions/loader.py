@@ -12,8 +12,7 @@ from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.consent import service as consent
-from relata.consent.models import ConsentEntry
+from relata.decisions import eligibility, permission
 from relata.decisions.bandit import CellStats
 from relata.decisions.catalogue import Catalogue, OfferSpec, PolicySpec
 from relata.decisions.features import CustomerState, ResponseRow, build
@@ -27,7 +26,7 @@ from relata.decisions.models import (
     Offer,
 )
 from relata.decisions.policies import Usage
-from relata.segments.loader import Needs, as_json, load_packed, row_converter
+from relata.segments.loader import Needs
 
 STATE_ID = 1
 
@@ -208,65 +207,37 @@ def customer(
 ) -> CustomerState | None:
     """The customer's profile and recent responses, or None if not an active customer.
 
-    One statement (``segments.loader.load_packed``): the profile, the responses of the
-    horizon and the consent ledger, which primes consent's cache for the permission check
-    that follows. A cache miss is the common case at the moment of
-    contact: most customers were not asked about in the last half minute.
+    One statement (``eligibility.load_with``): the profile, the responses of the horizon
+    and the consent ledger, which primes consent's cache for the permission check that
+    follows. A cache miss is the common case at the moment of contact: most customers
+    were not asked about in the last half minute.
     """
     dialect = session.get_bind().dialect
     since = {"responses_since": now - timedelta(days=horizon_days)}
-    profiles, extra = load_packed(
-        session, [customer_id], needs, _responses_json, _consents_json, params=since
+    profiles, extra = eligibility.load_with(
+        session, [customer_id], needs, _responses_json, permission.ledger_json, params=since
     )
     found = profiles.get(customer_id)
     if found is None:
         return None
-    response, entry = _converters(dialect)
-    arrays = extra[customer_id]
+    responses_raw, ledger = extra[customer_id]
+    read = _READERS.get(dialect.name)
+    if read is None:
+        read = _READERS[dialect.name] = eligibility.row_converter(_RESPONSES, dialect)
     responses = [
         ResponseRow(str(d), offer_id, categories.get(offer_id), channel, kind, at)
-        for d, offer_id, channel, kind, at in map(response, arrays[0])
+        for d, offer_id, channel, kind, at in map(read, responses_raw)
     ]
-    consent.prime(session, customer_id, [entry(r) for r in arrays[1]], settings)
+    permission.prime(session, customer_id, ledger, dialect, settings)
     return build(found, responses, now)
 
 
 _R = DecisionResponse.__table__
-_RESPONSE_COLUMNS = [_R.c[c] for c in ("decision_id", "offer_id", "channel", "kind", "occurred_at")]
-_E = ConsentEntry.__table__
-_ENTRY_COLUMNS = [
-    _E.c[c]
-    for c in ("purpose", "channel", "action", "occurred_at", "origin_customer_id", "covers", "id")
-]
-
-
-def _array(dialect: str, table: Any, columns: list[Any], *where: Any) -> Any:
-    pg = dialect == "postgresql"
-    agg = func.json_agg if pg else func.json_group_array
-    row = func.json_build_array if pg else func.json_array
-    values = [as_json(c, dialect) for c in columns]
-    return select(agg(row(*values))).select_from(table).where(*where).scalar_subquery()
+_RESPONSES = [_R.c[c] for c in ("decision_id", "offer_id", "channel", "kind", "occurred_at")]
+_READERS: dict[str, Any] = {}
 
 
 def _responses_json(dialect: str, customer_id: Any) -> Any:
     since = bindparam("responses_since", type_=_R.c.occurred_at.type)
-    return _array(
-        dialect, _R, _RESPONSE_COLUMNS, _R.c.customer_id == customer_id, _R.c.occurred_at >= since
-    )
-
-
-def _consents_json(dialect: str, customer_id: Any) -> Any:
-    return _array(dialect, _E, _ENTRY_COLUMNS, _E.c.customer_id == customer_id)
-
-
-_CONVERTERS: dict[str, tuple[Any, Any]] = {}
-
-
-def _converters(dialect: Any) -> tuple[Any, Any]:
-    found = _CONVERTERS.get(dialect.name)
-    if found is None:
-        found = _CONVERTERS[dialect.name] = (
-            row_converter(_RESPONSE_COLUMNS, dialect),
-            row_converter(_ENTRY_COLUMNS, dialect),
-        )
-    return found
+    where = (_R.c.customer_id == customer_id, _R.c.occurred_at >= since)
+    return eligibility.json_rows(dialect, _R, _RESPONSES, *where)

@@ -24,6 +24,8 @@ from relata.config import Settings
 from relata.consent import cookies
 from relata.consent import service as consent
 from relata.consent.ledger import CHANNELS
+from relata.consent.models import ConsentEntry
+from relata.decisions import eligibility
 from relata.decisions.policies import Exclusion
 
 ANY = "*"
@@ -74,3 +76,28 @@ def check(
     if consent.may_use(session, customer_id, purpose, consent_channel, settings):
         return None
     return Exclusion("consent", f"no {purpose} consent on {consent_channel}")
+
+
+# A decision's cache miss reads the customer's consent ledger with the profile, in one
+# statement, and hands it to consent's cache here: the check that follows reads nothing.
+_E = ConsentEntry.__table__
+_LEDGER = [
+    _E.c[c]
+    for c in ("purpose", "channel", "action", "occurred_at", "origin_customer_id", "covers", "id")
+]
+_READERS: dict[str, Any] = {}
+
+
+def ledger_json(dialect: str, customer_id: Any) -> Any:
+    """The customer's ledger rows as a JSON array (an extra of ``eligibility.load_with``)."""
+    return eligibility.json_rows(dialect, _E, _LEDGER, _E.c.customer_id == customer_id)
+
+
+def prime(
+    session: Session, customer_id: int, ledger: list[Any], dialect: Any, settings: Settings
+) -> None:
+    """Consent's cache of the customer from the rows ``ledger_json`` read."""
+    read = _READERS.get(dialect.name)
+    if read is None:
+        read = _READERS[dialect.name] = eligibility.row_converter(_LEDGER, dialect)
+    consent.prime(session, customer_id, [read(r) for r in ledger], settings)

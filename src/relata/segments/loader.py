@@ -457,9 +457,17 @@ def _row_converter(columns: list[Any], dialect: Any) -> Callable[[list[Any]], tu
     return convert
 
 
-def as_json(column: Any, dialect_name: str) -> Any:
-    """A column as an element of a JSON array (for a ``load_packed`` extra)."""
-    return _as_json(column, dialect_name == "postgresql")
+def json_rows(dialect_name: str, from_: Any, columns: list[Any], *where: Any) -> Any:
+    """A scalar subquery: the rows of ``from_`` matching ``where`` as one JSON array of
+    arrays of ``columns`` (an extra of ``load_packed``; ``row_converter`` reads a row)."""
+    pg = dialect_name == "postgresql"
+    agg, row = (
+        (sa_func.json_agg, sa_func.json_build_array)
+        if pg
+        else (sa_func.json_group_array, sa_func.json_array)
+    )
+    values = [_as_json(col, pg) for col in columns]
+    return select(agg(row(*values))).select_from(from_).where(*where).scalar_subquery()
 
 
 def _as_json(column: Any, pg: bool) -> Any:

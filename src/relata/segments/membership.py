@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from relata.db import allocate_ids, bulk_insert, lock_keys, utcnow
@@ -33,7 +33,7 @@ from relata.ingest.sources import system_source
 from relata.segments import service
 from relata.segments.compile_py import Compiled, Context, compile_rule
 from relata.segments.fields import REGISTRY
-from relata.segments.loader import Needs, load_packed, needs_of
+from relata.segments.loader import Needs, json_rows, load_packed, needs_of
 from relata.segments.models import Segment, SegmentMembership
 from relata.segments.rules import RuleError, from_json
 from relata.segments.rules.ast import Node
@@ -343,14 +343,8 @@ def _decide(
 
 def _open_stays_json(dialect: str, customer_id: Any) -> Any:
     """A customer's open stays as a JSON array of [segment id, stay id] (for load_packed)."""
-    pg = dialect == "postgresql"
-    agg = func.json_agg if pg else func.json_group_array
-    pair = func.json_build_array if pg else func.json_array
-    return (
-        select(agg(pair(_M.c.segment_id, _M.c.id)))
-        .where(_M.c.customer_id == customer_id, _M.c.left_at.is_(None))
-        .scalar_subquery()
-    )
+    where = (_M.c.customer_id == customer_id, _M.c.left_at.is_(None))
+    return json_rows(dialect, _M, [_M.c.segment_id, _M.c.id], *where)
 
 
 def _enter(
