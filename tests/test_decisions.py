@@ -183,6 +183,21 @@ def test_responses_are_checked_and_stored_once(client, db, settings, eva):
     assert [o[0] for o in outcomes] == ["show", "win"]
 
 
+def test_a_decision_not_counted_as_shown_learns_its_show_from_the_response(client, db, eva):
+    offer(client, "shoes")
+    made = decide(client, customer_id=eva, channel="web", impressions=False)
+    did = made["decision_id"]
+    with db.session(write=False) as s:
+        assert s.execute(select(func.count()).select_from(DecisionOutcome)).scalar() == 0
+    url = f"/v1/decisions/{did}/responses"
+    assert client.post(url, json={"offer": "shoes", "type": "impression"}).status_code == 201
+    assert client.post(url, json={"offer": "shoes", "type": "click"}).status_code == 201
+    with db.session(write=False) as s:
+        outcomes = s.execute(select(DecisionOutcome.kind).order_by(DecisionOutcome.id)).all()
+    # The impression brought the show; the click adds the win and no second show.
+    assert [o[0] for o in outcomes] == ["show", "win"]
+
+
 def test_decisions_and_responses_are_on_the_timeline(client, db, settings, eva):
     offer(client, "shoes")
     made = decide(client, customer_id=eva, channel="web")

@@ -211,6 +211,9 @@ def _log(
             "features": c.features,
             "reason": c.reason,
             "logging_propensity": c.logging_propensity,
+            # Its impression (and show outcome) logged with the decision: a response to
+            # it need not try to add the show again (responses._outcomes).
+            "shown": shown and not c.offer.is_nothing,
         }
         for c in outcome.chosen
     ]
