@@ -17,7 +17,7 @@ import threading
 import time
 import weakref
 from collections import Counter, OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -293,7 +293,10 @@ def _copy(state: CustomerState) -> CustomerState:
 
 
 class _Pending:
-    """Shows of capped offers and channels since the last reload of the usage."""
+    """Shows of capped offers and contacts per channel since the last reload of the usage.
+
+    Only offers with a cap or a budget are counted: the usage of no other offer is read,
+    and a busy process merges these counts into every decision's usage."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -303,7 +306,11 @@ class _Pending:
     def add(self, outcome: Outcome, channel: str) -> None:
         with self._lock:
             for c in outcome.chosen:
-                self.offers[c.offer.id] += 1
+                offer = c.offer
+                if not (
+                    offer.cap_total is None and offer.cap_daily is None and offer.budget is None
+                ):
+                    self.offers[offer.id] += 1
                 self.channels[channel] += 1
 
     def clear(self) -> None:
@@ -312,15 +319,24 @@ class _Pending:
 
     def usage(self, base: Usage) -> Usage:
         with self._lock:
-            if not self.offers:
+            if not self.offers and not self.channels:
                 return base
-            offers, channels = Counter(self.offers), Counter(self.channels)
+            offers, channels = dict(self.offers), dict(self.channels)
         return Usage(
-            Counter(base.offer_total) + offers,
-            Counter(base.offer_today) + offers,
+            _plus(base.offer_total, offers),
+            _plus(base.offer_today, offers),
             base.offer_spent,
-            Counter(base.channel_today) + channels,
+            _plus(base.channel_today, channels),
         )
+
+
+def _plus(base: Mapping[Any, int], more: dict[Any, int]) -> dict[Any, int]:
+    if not more:
+        return dict(base)
+    found = dict(base)
+    for key, n in more.items():
+        found[key] = found.get(key, 0) + n
+    return found
 
 
 class _Background(threading.Thread):

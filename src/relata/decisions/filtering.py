@@ -51,9 +51,11 @@ def codes(
     for i in _touched(snap, state):
         if found[i] == 0:
             offer = offers[i]
-            e = policies.held(offer, state, now) or policies.impressions(offer, state, now)
-            e = e or policies.rejected(offer, state, now)
-            if e is not None:
+            if (e := policies.held(offer, state, now)) is not None:
+                found[i] = CODE[e.code]
+            elif policies.impression_block(offer, state, now) is not None:
+                found[i] = CODE["impressions"]  # only the code: its words cost strftime
+            elif (e := policies.rejected(offer, state, now)) is not None:
                 found[i] = CODE[e.code]
     memo: dict[str, bool] = {}
     for i in snap.with_rule.tolist():

@@ -110,11 +110,31 @@ def held(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclusion | N
 
 def impressions(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclusion | None:
     """Suppressed for ``window`` days after the ``max``-th impression within ``window`` days."""
+    found = impression_block(offer, state, now)
+    if found is None:
+        return None
+    if found is NEVER:
+        return Exclusion("impressions", "never shown (max_impressions 0)")
+    reached, until = found
+    limit = offer.max_impressions
+    return Exclusion(
+        "impressions", f"{limit} impressions by {reached:%Y-%m-%d}; again from {until:%Y-%m-%d}"
+    )
+
+
+NEVER = ()  # impression_block of an offer never to be shown
+
+
+def impression_block(
+    offer: OfferSpec, state: CustomerState, now: datetime
+) -> tuple[datetime, ...] | None:
+    """``impressions`` without the words: (limit reached, suppressed until), ``NEVER``, or
+    None. The fast pass asks this for every offer a customer has seen, on every decision."""
     limit = offer.max_impressions
     if limit is None:
         return None
     if limit == 0:
-        return Exclusion("impressions", "never shown (max_impressions 0)")
+        return NEVER
     shown = state.impressions.get(offer.id)
     if shown is None or len(shown) < limit:
         return None
@@ -132,10 +152,7 @@ def impressions(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclus
         found = memo[key] = None if reached is None else (reached, reached + window)
     if found is None or now >= found[1]:
         return None
-    reached, until = found
-    return Exclusion(
-        "impressions", f"{limit} impressions by {reached:%Y-%m-%d}; again from {until:%Y-%m-%d}"
-    )
+    return found
 
 
 _UNKNOWN = object()
