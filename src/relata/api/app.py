@@ -49,14 +49,16 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     from relata.segments.api import router as segments_router
     from relata.web.views import mount as mount_web
 
+    # Routes are matched in order: the hot ones first (a decision at the moment of contact,
+    # tracked events), the rest after.
     for router in (
+        decisions_router,
         events_router,
         profiles_router,
         identity_router,
         ingest_router,
         consent_router,
         review_router,
-        decisions_router,
         segments_router,
     ):
         app.include_router(router)
