@@ -243,6 +243,72 @@ def allocate_ids(session: Session, table: Table, n: int) -> list[int]:
     return list(range(start + 1, start + n + 1))
 
 
+def converted(dialect: Any, table: Table, columns: list[str], rows: list[tuple]) -> list[tuple]:
+    """The rows as the driver takes them: each value through its column's bind processor."""
+    processors = _processors(table, tuple(columns), dialect)
+    if not any(processors):
+        return rows
+    values = [list(col) for col in zip(*rows, strict=True)]
+    for i, process in enumerate(processors):
+        if process is not None:
+            values[i] = _convert_column(process, values[i])
+    return list(zip(*values, strict=True))
+
+
+_NEW_SQL: dict[tuple[str, tuple[str, ...], tuple[str, ...], int], str] = {}
+_NEW_CHUNKS = (64, 16, 4, 1)  # few statement shapes, each compiled once by SQLite's cache
+
+
+def insert_new_sqlite(
+    session: Session,
+    table: Table,
+    columns: list[str],
+    rows: list[tuple],
+    returning: tuple[str, ...] = (),
+) -> set[tuple[Any, ...]]:
+    """On SQLite: insert the rows whose unique key is not stored yet and return their
+    ``returning`` columns (if any), through the driver in multi-row statements. SQLAlchemy's
+    executemany with RETURNING built a parameter dictionary a row and was most of a batch
+    of decision responses."""
+    conn = session.connection()
+    dialect = conn.dialect
+    rows = converted(dialect, table, columns, rows)
+    readers = [
+        table.c[c].type.dialect_impl(dialect).result_processor(dialect, None) for c in returning
+    ]
+    found: set[tuple[Any, ...]] = set()
+    cursor = conn.connection.cursor()
+    try:
+        at = 0
+        while at < len(rows):
+            size = next(n for n in _NEW_CHUNKS if n <= len(rows) - at)
+            chunk = rows[at : at + size]
+            cursor.execute(
+                _new_sql(table.name, tuple(columns), returning, size),
+                [v for row in chunk for v in row],
+            )
+            for got in cursor.fetchall() if returning else ():
+                found.add(
+                    tuple(v if r is None else r(v) for r, v in zip(readers, got, strict=True))
+                )
+            at += size
+    finally:
+        cursor.close()
+    return found
+
+
+def _new_sql(name: str, columns: tuple[str, ...], returning: tuple[str, ...], n: int) -> str:
+    key = (name, columns, returning, n)
+    found = _NEW_SQL.get(key)
+    if found is None:
+        row = "(" + ", ".join("?" * len(columns)) + ")"
+        found = _NEW_SQL[key] = (
+            f"INSERT INTO {name} ({', '.join(columns)}) VALUES {', '.join([row] * n)} "
+            "ON CONFLICT DO NOTHING" + (f" RETURNING {', '.join(returning)}" if returning else "")
+        )
+    return found
+
+
 _PROCESSORS: dict[tuple[Any, ...], list[Any]] = {}
 
 
@@ -298,13 +364,7 @@ def bulk_insert(session: Session, table: Table, columns: list[str], rows: list[t
         return
     conn = session.connection()
     dialect = conn.dialect
-    processors = _processors(table, tuple(columns), dialect)
-    if any(processors):
-        values = [list(col) for col in zip(*rows, strict=True)]
-        for i, process in enumerate(processors):
-            if process is not None:
-                values[i] = _convert_column(process, values[i])
-        rows = list(zip(*values, strict=True))
+    rows = converted(dialect, table, columns, rows)
     cursor = conn.connection.cursor()
     try:
         if dialect.name == "postgresql":

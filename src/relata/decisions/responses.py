@@ -22,7 +22,7 @@ from sqlalchemy import event, select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import defer_insert, insert_ignoring_duplicates, utcnow
+from relata.db import defer_insert, insert_new_sqlite, utcnow
 from relata.decisions import timeline
 from relata.decisions.engine import existing
 from relata.decisions.features import POSITIVE, ResponseRow
@@ -411,13 +411,7 @@ def _insert_new(
     if not rows:
         return set()
     if session.get_bind().dialect.name != "postgresql":
-        stmt = insert_ignoring_duplicates(session, table)
-        values = [dict(zip(columns, row, strict=True)) for row in rows]
-        if not returning:
-            session.execute(stmt, values)
-            return set()
-        stmt = stmt.returning(*(table.c[c] for c in returning))
-        return set(session.execute(stmt, values).all())
+        return insert_new_sqlite(session, table, list(columns), rows, returning)
     names = list(columns)
     arrays = [list(col) for col in zip(*rows, strict=True)]
     casts = []
