@@ -557,6 +557,18 @@ def ingest_http(server: Server, answers: list[dict]) -> None:
     )
 
 
+def machine_speed() -> None:
+    """A yardstick for comparing runs on different days of a shared machine: the same pure
+    Python loop everywhere (10 million additions, best of three)."""
+    best = float("inf")
+    for _ in range(3):
+        started, total = time.perf_counter(), 0
+        for i in range(10_000_000):
+            total += i
+        best = min(best, time.perf_counter() - started)
+    log(f"machine yardstick: 10,000,000 additions in pure Python take {best:.2f} s (best of 3)")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--only", choices=["sqlite", "postgresql"])
@@ -573,6 +585,7 @@ def main() -> int:
     parser.add_argument("--reuse", help="a database URL built by an earlier run: skip building")
     parser.add_argument("--http-only", action="store_true", help="with --reuse")
     args = parser.parse_args()
+    machine_speed()
     if args.reuse:
         if args.http_only:
             ids = random.Random(args.seed).sample(range(1, args.customers + 1), 5000)
