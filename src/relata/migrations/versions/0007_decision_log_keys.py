@@ -4,6 +4,9 @@ relata alone writes these rows, from the customer, decision and offer it has jus
 in the same transaction; merge, export and erasure find them by their customer_id
 column. The checks cost PostgreSQL a third of a batch of responses.
 
+PostgreSQL drops the constraints in place; SQLite rebuilds both tables (a copy of the
+rows: about 15 s for 135,000 decisions and 530,000 responses on the benchmark machine).
+
 Revision ID: 0007
 Revises: 0006
 """
