@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from relata.config import Settings
@@ -53,6 +55,7 @@ def test_item_similarity_from_baskets():
     rows = model.offer_rows([["p:stove"], ["p:tv"], ["p:unknown"]])
     scores = collaborative.scores(rows, model.columns(["p:tent"]))
     assert scores[0] > 0 and scores[1] == 0 and scores[2] == 0
+    assert scores.shape == (3,)
     again = collaborative.load(collaborative.dump(model), model.shares, model.customers)
     assert again.items == model.items
     assert np.allclose(again.similarity.toarray(), model.similarity.toarray())
@@ -129,3 +132,24 @@ def test_weights_are_fitted_from_logged_shows(db, settings):
     assert stored.params["weights"] == result["weights"]
     with db.session(write=False) as s:
         assert engine.sync(s).model.weights.base == pytest.approx(result["weights"]["base"])
+
+
+@given(
+    baskets=st.lists(
+        st.lists(st.sampled_from([f"p:{i}" for i in range(12)]), min_size=1, max_size=4),
+        min_size=2,
+        max_size=30,
+    ),
+    offers=st.lists(st.lists(st.sampled_from([f"p:{i}" for i in range(14)]), max_size=3)),
+    owned=st.lists(st.sampled_from([f"p:{i}" for i in range(14)]), max_size=6),
+)
+def test_collaborative_scores_are_the_summed_similarities(baskets, offers, owned):
+    model = collaborative.train(baskets, k=5, min_customers=1)
+    rows = model.offer_rows(offers)
+    columns = model.columns(owned)
+    found = collaborative.scores(rows, columns)
+    # The same by dense arithmetic: offer × item similarities, summed over owned items.
+    dense = rows.toarray().T  # offers × items
+    expected = np.log1p(np.maximum(dense[:, columns].sum(axis=1), 0.0))
+    assert found.shape == (len(offers),)
+    assert np.allclose(found, expected, atol=1e-6)

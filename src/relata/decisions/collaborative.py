@@ -29,8 +29,9 @@ class ItemModel:
     shares: dict[str, float]  # category -> share of all purchases
     customers: int
 
-    def offer_rows(self, offer_items: Sequence[Sequence[str]]) -> sp.csc_matrix:
-        """One row per offer (elementwise max over its items), columns for fast gathering."""
+    def offer_rows(self, offer_items: Sequence[Sequence[str]]) -> sp.csr_matrix:
+        """Each offer's similarity to every item (elementwise max over the offer's items),
+        stored by item: one row an item, one column an offer, for ``scores``."""
         rows = []
         for keys in offer_items:
             found = [self.index[k] for k in keys if k in self.index]
@@ -39,18 +40,25 @@ class ItemModel:
             else:
                 rows.append(sp.csr_matrix((1, len(self.items))))
         if not rows:
-            return sp.csc_matrix((0, len(self.items)))
-        return sp.vstack(rows).tocsc()
+            return sp.csr_matrix((len(self.items), 0))
+        return sp.vstack(rows).T.tocsr()
 
     def columns(self, items: Iterable[str]) -> np.ndarray:
         return np.fromiter((self.index[i] for i in items if i in self.index), dtype=np.int64)
 
 
-def scores(offer_rows: sp.csc_matrix, columns: np.ndarray) -> np.ndarray:
-    """The collaborative feature of every offer for a customer owning ``columns``."""
-    if columns.size == 0 or offer_rows.shape[0] == 0:
-        return np.zeros(offer_rows.shape[0])
-    total = np.asarray(offer_rows[:, columns].sum(axis=1)).ravel()
+def scores(by_item: sp.csr_matrix, columns: np.ndarray) -> np.ndarray:
+    """The collaborative feature of every offer for a customer owning ``columns`` (items):
+    log(1 + the summed similarities of the offer to them).
+
+    Gathered from the CSR arrays directly: a customer owns a handful of items, and scipy's
+    fancy indexing cost a quarter of a millisecond for them, on every cache miss."""
+    n = by_item.shape[1]
+    if columns.size == 0 or n == 0:
+        return np.zeros(n)
+    indptr = by_item.indptr
+    at = np.concatenate([np.arange(indptr[c], indptr[c + 1]) for c in columns.tolist()])
+    total = np.bincount(by_item.indices[at], weights=by_item.data[at], minlength=n)
     return np.log1p(np.maximum(total, 0.0))
 
 

@@ -56,7 +56,7 @@ class Snapshot:
     stats: CellStats
     usage: Usage
     model: Model
-    offer_rows: sp.csc_matrix | None  # collaborative rows by catalogue position
+    offer_rows: sp.csr_matrix | None  # collaborative: items × offers by catalogue position
     horizon_days: int  # how far back a customer's responses matter
     # Arrays over the offers, by catalogue position.
     values: np.ndarray
