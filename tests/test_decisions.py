@@ -480,6 +480,27 @@ def test_a_cache_miss_reads_in_one_statement_what_the_separate_reads_did(client,
     assert state.profile.fields == expected.profile.fields
     shown = sum(len(v) for v in state.impressions.values())
     assert len(state.answered) == 1 and shown == len(made["offers"]) >= 1
+    # A session not begun yet (a server's request for a cached snapshot) reads on the
+    # thread's point-read connection instead, and stays unconnected: the same state.
+    with db.session(write=False) as s:
+        again = loader.customer(s, eva, snap.needs, categories, now, 30, settings)
+        assert not s.in_transaction()
+    assert again is not None and again.profile.fields == state.profile.fields
+    assert again.impressions == state.impressions and again.won == state.won
+
+
+def test_a_cache_miss_sees_what_its_own_session_wrote(db, settings):
+    from relata.db import utcnow
+    from relata.decisions import loader
+    from relata.identity import service as identity
+
+    engine = Engine(settings)
+    with db.session() as s:
+        snap = engine.sync(s)
+        created = identity.anonymous_profiles(s, ["visitor-1"])["visitor-1"]
+        # Not committed: only this session's connection sees the new profile.
+        state = loader.customer(s, created, snap.needs, {}, utcnow(), 30, settings)
+        assert state is not None and state.customer_id == created
 
 
 def test_caps_count_in_process_at_once_and_across_processes_after_a_fold(client, db, settings, eva):

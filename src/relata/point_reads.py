@@ -65,6 +65,11 @@ class PointReads:
             self.close()
             return self._run(self._connection(), sql, args)
 
+    def connection(self) -> Any:
+        """This thread's driver connection (autocommit), for a one-statement read that
+        ``first`` does not fit; on a driver error, ``close`` it and read elsewhere."""
+        return self._connection()
+
     def close(self) -> None:
         """Close this thread's connection (the next read opens another)."""
         pooled = getattr(self._local, "pooled", None)

@@ -257,15 +257,19 @@ def load_packed(
     needs: Needs,
     *also: Packed,
     params: dict[str, Any] | None = None,
+    dbapi: Any | None = None,
 ) -> tuple[dict[int, Profile], dict[int, list[Any]]]:
     """``load_profiles`` in one statement; and per customer found (active or not) the
     decoded JSON arrays ``also`` asks for (each a list of lists, in the order given; their
     values in JSON form: ``row_converter`` makes them the driver's). ``params`` are the
     values of bind parameters the ``also`` subqueries name (typed: ``bindparam(name,
-    type_=column.type)``)."""
+    type_=column.type)``). ``dbapi``: a driver connection in autocommit to run the
+    statement on instead of the session's (``point_reads``: no checkout, BEGIN or
+    ROLLBACK for one statement); the session then stays unconnected unless an extra
+    the statement does not carry has to be loaded."""
     ids = sorted(set(customer_ids))
-    conn = session.connection()
-    dialect = conn.dialect
+    conn = session.connection() if dbapi is None else None
+    dialect = conn.dialect if conn is not None else session.get_bind().dialect
     names = sorted(needs.event_names)
     values: dict[str, Any] = {f"name_{i}": name for i, name in enumerate(names)}
     values["since"] = needs.events_since
@@ -273,7 +277,8 @@ def load_packed(
     profiles: dict[int, Profile] = {}
     extra: dict[int, list[Any]] = {}
     width = len(FIELD_COLUMNS)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    raw = conn.connection.dbapi_connection if conn is not None else dbapi
+    cursor = raw.cursor()  # type: ignore[union-attr]
     try:
         for chunk in _chunks(ids):
             size = _bucket(len(chunk))
@@ -288,9 +293,8 @@ def load_packed(
             except dialect.loaded_dbapi.Error as exc:
                 # Raised as SQLAlchemy would (callers catch and retry its errors), and a
                 # lost connection is not handed back to the pool.
-                dbapi_conn = conn.connection.dbapi_connection
-                invalidated = dialect.is_disconnect(exc, dbapi_conn, cursor)
-                if invalidated:
+                invalidated = dialect.is_disconnect(exc, raw, cursor)
+                if invalidated and conn is not None:
                     conn.invalidate(exc)
                 raise DBAPIError.instance(
                     c.sql,
