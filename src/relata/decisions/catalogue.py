@@ -48,6 +48,11 @@ class OfferSpec:
     version: int = 1
 
     @property
+    def capped(self) -> bool:
+        """Limited by a total or daily cap or a budget: its usage is counted and read."""
+        return self.cap_total is not None or self.cap_daily is not None or self.budget is not None
+
+    @property
     def is_nothing(self) -> bool:
         """ "Do nothing": chosen only when no offer is worth more than its value."""
         return self.kind == "nothing"

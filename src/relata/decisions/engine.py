@@ -306,11 +306,8 @@ class _Pending:
     def add(self, outcome: Outcome, channel: str) -> None:
         with self._lock:
             for c in outcome.chosen:
-                offer = c.offer
-                if not (
-                    offer.cap_total is None and offer.cap_daily is None and offer.budget is None
-                ):
-                    self.offers[offer.id] += 1
+                if c.offer.capped:
+                    self.offers[c.offer.id] += 1
                 self.channels[channel] += 1
 
     def clear(self) -> None:

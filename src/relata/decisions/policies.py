@@ -113,7 +113,7 @@ def impressions(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclus
     found = impression_block(offer, state, now)
     if found is None:
         return None
-    if found is NEVER:
+    if found == NEVER:  # by value: the empty tuple is the marker
         return Exclusion("impressions", "never shown (max_impressions 0)")
     reached, until = found
     limit = offer.max_impressions

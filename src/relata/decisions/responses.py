@@ -418,12 +418,7 @@ def _insert_new(
     for i, pg_type in enumerate(columns.values()):
         if pg_type == "jsonb":
             # A list of lists would go as a 2-D array, not as JSON: send text, cast each.
-            # The rows of one decision share its value: dumped once.
-            dumped: dict[int, str] = {}
-            arrays[i] = [
-                None if v is None else dumped.get(id(v)) or dumped.setdefault(id(v), json.dumps(v))
-                for v in arrays[i]
-            ]
+            arrays[i] = _dumped(arrays[i])
             casts.append(f"c{i}::jsonb")
         else:
             casts.append(f"c{i}")
@@ -441,6 +436,22 @@ def _insert_new(
         return {tuple(r) for r in cursor.fetchall()} if returning else set()
     finally:
         cursor.close()
+
+
+def _dumped(values: list[Any]) -> list[str | None]:
+    """Each value as JSON text; the rows of one decision share its value (the same object
+    while the batch lives), so it is dumped once."""
+    seen: dict[int, str] = {}
+    out: list[str | None] = []
+    for v in values:
+        if v is None:
+            out.append(None)
+            continue
+        text = seen.get(id(v))
+        if text is None:
+            text = seen[id(v)] = json.dumps(v)
+        out.append(text)
+    return out
 
 
 def _rememberafter_commit(

@@ -151,11 +151,7 @@ def build(
         category_ids=np.array([category_index.get(o.category or "", -1) for o in offers]),
         categories=categories,
         with_rule=np.array([i for i, r in enumerate(rules) if r is not None], dtype=np.int64),
-        capped=tuple(
-            i
-            for i, o in enumerate(offers)
-            if o.cap_total is not None or o.cap_daily is not None or o.budget is not None
-        ),
+        capped=tuple(i for i, o in enumerate(offers) if o.capped),
         never=tuple(i for i, o in enumerate(offers) if o.max_impressions == 0),
         by_channel=_masks(
             n,

@@ -195,6 +195,7 @@ _STATS_PG = (
     "wins = decision_stats.wins + excluded.wins, "
     "at = excluded.at, version = excluded.version"
 )
+
 _STATS_COLUMNS = ("offer_id", "cell", "label", "shows", "wins", "at", "version")
 _STATS_SQL: dict[int, str] = {}
 _STATS_CHUNKS = (128, 32, 8, 2, 1)  # few statement shapes; 7 × 128 under SQLite's 999
