@@ -20,6 +20,7 @@ them), trains the collaborative model, then measures:
 
 .venv/bin/python -m bench.decisions_bench [--only sqlite|postgresql] [--customers 1000000]
     [--offers 200] [--rate 500] [--seconds 20] [--workers 2] [--no-http]
+.venv/bin/python -m bench.decisions_bench --build URL   # once, then --reuse URL
 """
 
 from __future__ import annotations
@@ -584,8 +585,15 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=6)
     parser.add_argument("--reuse", help="a database URL built by an earlier run: skip building")
     parser.add_argument("--http-only", action="store_true", help="with --reuse")
+    parser.add_argument("--build", help="migrate and fill this database URL, then stop")
     args = parser.parse_args()
     machine_speed()
+    if args.build:
+        db = Database(args.build)
+        db.migrate()
+        db.dispose()
+        build(args.build, args.customers, args.offers, args.seed)
+        return 0
     if args.reuse:
         if args.http_only:
             ids = random.Random(args.seed).sample(range(1, args.customers + 1), 5000)

@@ -8,6 +8,7 @@ queue on the busy timeout instead of failing on a lock upgrade.
 from __future__ import annotations
 
 import hashlib
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -87,6 +88,11 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, pool_pre_ping=True, **kwargs)
 
 
+# Pages of WAL after which a commit checkpoints, where not SQLite's default of 1,000 (a
+# server's Database: its own thread checkpoints, see checkpoints.py).
+_autocheckpoint: weakref.WeakKeyDictionary[Engine, int] = weakref.WeakKeyDictionary()
+
+
 def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
     if make_url(url).database not in (None, "", ":memory:"):  # in memory: one connection
         # LIFO: the connection used last is warmest (SQLite caches pages per connection).
@@ -104,6 +110,9 @@ def _sqlite_engine(url: str, **kwargs: Any) -> Engine:
         cur.execute("PRAGMA busy_timeout=30000")
         cur.execute("PRAGMA cache_size=-262144")  # 256 MiB: bulk imports touch big indexes
         cur.execute("PRAGMA mmap_size=1073741824")
+        pages = _autocheckpoint.get(engine)
+        if pages is not None:
+            cur.execute(f"PRAGMA wal_autocheckpoint={int(pages)}")
         cur.close()
 
     @event.listens_for(engine, "begin")
@@ -140,6 +149,17 @@ class Database:
             raise
         finally:
             session.close()
+
+    @property
+    def in_memory(self) -> bool:
+        return self.is_sqlite and make_url(self.url).database in (None, "", ":memory:")
+
+    def set_autocheckpoint(self, pages: int) -> None:
+        """(SQLite) Checkpoint the WAL on commit after ``pages`` pages, 0 for never: for
+        connections opened from now on, so the pool's idle ones are closed."""
+        _autocheckpoint[self.engine] = pages
+        point_reads.dispose(self.engine)
+        self.engine.pool.dispose()
 
     def migrate(self) -> None:
         migrate(self.engine)

@@ -7,21 +7,29 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from relata import __version__
+from relata import __version__, checkpoints
 from relata.api import errors
 from relata.auth import gate
 from relata.config import Settings, get_settings
 from relata.db import Database
 
 
-def create_app(settings: Settings | None = None, db: Database | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, db: Database | None = None, server: bool = False
+) -> FastAPI:
+    """``server``: a long-running server process (uvicorn's), which settles its heap once
+    started and after each reload of the decision snapshot (heap.py); tests and embedded
+    uses leave the garbage collector alone."""
     settings = settings or get_settings()
     database = db or Database(settings.database_url)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         database.migrate()
+        checkpointer = checkpoints.start(database) if server else None
         yield
+        if checkpointer is not None:
+            checkpointer.stop()
         app.state.audit_writer.stop()
         if db is None:
             database.dispose()
@@ -37,6 +45,7 @@ def create_app(settings: Settings | None = None, db: Database | None = None) -> 
     )
     app.state.settings = settings
     app.state.db = database
+    app.state.server = server
     errors.install(app)
 
     from relata.consent.api import router as consent_router

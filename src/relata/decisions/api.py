@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
+from relata import heap
 from relata.api.deps import ReadSession, WriteSession, get_settings, principal_of
 from relata.auth import audit, gate
 from relata.config import Settings
@@ -39,9 +40,17 @@ JSON = "application/json"
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Each server process folds responses into the shared model in the background."""
-    engine = engine_for(app.state.db, app.state.settings)
-    engine.start(app.state.db)
+    """Each server process folds responses into the shared model in the background.
+
+    A server loads the snapshot before its first request, not during it, and then settles
+    its heap (heap.py), as it does again after each full reload."""
+    db = app.state.db
+    engine = engine_for(db, app.state.settings)
+    server = getattr(app.state, "server", False)
+    if server:
+        await run_in_threadpool(engine.preload, db)
+        heap.serve()
+    engine.start(db, settle_heap=server)
     yield
     engine.stop()
 
