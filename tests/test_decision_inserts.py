@@ -59,3 +59,60 @@ def test_only_new_rows_are_inserted_and_named(db, stored, batch):
         ).all()
     assert count == len(stored) + len(new)
     assert all(v == ["c0", "c0|web"] for v in labels)
+
+
+# PostgreSQL keeps no NUL in text or JSON, whichever way it is sent; no lone surrogates.
+TEXT = st.characters(exclude_characters="\x00", exclude_categories=("Cs",))
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(TEXT, max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(TEXT, max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.none() | st.text(TEXT, max_size=20),  # anonymous_id
+            st.dictionaries(st.text(TEXT, max_size=6), JSON, max_size=3),  # context
+            st.booleans(),
+            st.lists(JSON, max_size=3),  # offers: a list, which must stay one JSON value
+            st.none() | st.text(TEXT, max_size=30),  # blocked
+            st.integers(0, 2**40),
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_a_group_commits_deferred_rows_are_stored_as_given(db, rows):
+    """db.flush_deferred: on PostgreSQL one unnest statement a table in a pipeline."""
+    from relata.db import DEFERRED, defer_insert, flush_deferred
+    from relata.decisions.models import Decision
+    from relata.decisions.service import DECISION_COLUMNS
+
+    rows = [tuple(v.replace("\x00", "") if isinstance(v, str) else v for v in r) for r in rows]
+    ids = [uuid.uuid4() for _ in rows]
+    full = [
+        (i, 7, 7, anon, "web", None, context, control, offers, ["c0"], 3, {}, blocked, version, AT)
+        for i, (anon, context, control, offers, blocked, version) in zip(ids, rows, strict=True)
+    ]
+    half = len(full) // 2
+    with db.session() as s:
+        s.info[DEFERRED] = {}
+        defer_insert(s, Decision.__table__, list(DECISION_COLUMNS), full[:half])
+        defer_insert(s, Decision.__table__, list(DECISION_COLUMNS), full[half:])
+        flush_deferred(s)
+    with db.session(write=False) as s:
+        stored = {d.id: d for d in s.scalars(select(Decision).where(Decision.id.in_(ids)))}
+    assert len(stored) == len(full)
+    for i, anon, context, control, offers, blocked, version in (
+        (r[0], r[3], r[6], r[7], r[8], r[12], r[13]) for r in full
+    ):
+        d = stored[i]
+        assert (d.anonymous_id, d.context, d.control, d.offers) == (anon, context, control, offers)
+        assert (d.blocked, d.catalogue_version, d.created_at) == (blocked, version, AT)

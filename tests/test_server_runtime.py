@@ -139,3 +139,42 @@ def test_only_a_server_app_changes_the_garbage_collector(
     finally:
         gc.unfreeze()
         gc.set_threshold(*thresholds)
+
+
+def _kill(db: Database, conn) -> None:  # type: ignore[no-untyped-def]
+    """Drop the writer's connection under it, as a server restart would."""
+    if db.is_sqlite:
+        conn.connection.dbapi_connection.close()
+        return
+    pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    conn.rollback()
+    with db.engine.connect() as admin:
+        admin.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+        admin.commit()
+
+
+def test_the_writer_keeps_one_connection_and_replaces_a_dropped_one(db: Database) -> None:
+    from relata.writer import Writer
+
+    writer = Writer(db)
+    try:
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("CREATE TABLE writer_probe (n INTEGER)")
+
+        def insert(n: int):  # type: ignore[no-untyped-def]
+            return lambda s: s.execute(text("INSERT INTO writer_probe VALUES (:n)"), {"n": n})
+
+        writer.run(insert(1))
+        first = writer._conn
+        writer.run(insert(2))
+        assert writer._conn is first  # not a checkout (and a ping) a batch
+        _kill(db, first)
+        writer.run(insert(3))  # run again on a new connection, once
+        assert writer._conn is not first
+        with db.engine.connect() as conn:
+            stored = conn.exec_driver_sql("SELECT n FROM writer_probe ORDER BY n").scalars()
+            assert list(stored) == [1, 2, 3]
+    finally:
+        writer.stop()
+        with db.engine.begin() as conn:
+            conn.exec_driver_sql("DROP TABLE writer_probe")

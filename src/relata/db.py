@@ -29,7 +29,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -130,8 +130,8 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.is_sqlite = self.engine.dialect.name == "sqlite"
-        writer = self.engine.execution_options(sqlite_immediate=True)
-        self._write = sessionmaker(writer, expire_on_commit=False)
+        self._writes = self.engine.execution_options(sqlite_immediate=True)
+        self._write = sessionmaker(self._writes, expire_on_commit=False)
         self._read = sessionmaker(self.engine, expire_on_commit=False)
 
     @contextmanager
@@ -149,6 +149,11 @@ class Database:
             raise
         finally:
             session.close()
+
+    def write_connection(self) -> Connection:
+        """A connection of its own for a long-lived writer (writer.py): its transactions
+        begin as a write session's do (on SQLite, BEGIN IMMEDIATE)."""
+        return self._writes.connect()
 
     @property
     def in_memory(self) -> bool:
@@ -368,10 +373,45 @@ def defer_insert(session: Session, table: Table, columns: list[str], rows: list[
 
 
 def flush_deferred(session: Session) -> None:
-    """Insert what ``defer_insert`` gathered, table by table in the order first seen."""
+    """Insert what ``defer_insert`` gathered, table by table in the order first seen.
+
+    On PostgreSQL one ``INSERT … SELECT FROM unnest(arrays)`` a table, all sent in one
+    pipeline: a COPY a table took three round trips each, and a group commit of one
+    decision touches five tables (profiled: 0.6 of the writer's 1.05 ms a decision)."""
     pending = session.info.pop(DEFERRED, None) or {}
-    for (table, columns), rows in pending.items():
-        bulk_insert(session, table, list(columns), rows)
+    if not pending:
+        return
+    conn = session.connection()
+    if conn.dialect.name != "postgresql":
+        for (table, columns), rows in pending.items():
+            bulk_insert(session, table, list(columns), rows)
+        return
+    driver = conn.connection.driver_connection
+    cursor = driver.cursor()
+    try:
+        with driver.pipeline():
+            for (table, columns), rows in pending.items():
+                rows = converted(conn.dialect, table, list(columns), rows)
+                arrays = [list(col) for col in zip(*rows, strict=True)]
+                cursor.execute(_unnest_insert(conn.dialect, table, columns), arrays)
+    finally:
+        cursor.close()
+
+
+_UNNEST_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def _unnest_insert(dialect: Any, table: Table, columns: tuple[str, ...]) -> str:
+    key = (table.name, columns)
+    found = _UNNEST_SQL.get(key)
+    if found is None:
+        # Each array typed as its column (binary parameters carry no column type).
+        types = [table.c[c].type.compile(dialect=dialect) for c in columns]
+        arrays = ", ".join(f"%b::{t}[]" for t in types)
+        found = _UNNEST_SQL[key] = (
+            f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
+        )
+    return found
 
 
 def bulk_insert(session: Session, table: Table, columns: list[str], rows: list[tuple]) -> None:

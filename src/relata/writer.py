@@ -21,8 +21,11 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
+from contextlib import suppress
 from typing import Any, TypeVar
 
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from relata.db import DEFERRED, Database, flush_deferred
@@ -62,6 +65,7 @@ class Writer:
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._conn: Connection | None = None  # the writer thread's; see _transaction
 
     def run(self, fn: Callable[[Session], T]) -> T:
         """Run ``fn(session)`` in the next transaction and return its result once committed."""
@@ -89,6 +93,10 @@ class Writer:
         if thread is not None:
             self._queue.put(_STOP)
             thread.join(timeout=10)
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with suppress(Exception):
+                conn.close()
 
     def _loop(self) -> None:  # the writer thread
         while True:
@@ -107,12 +115,40 @@ class Writer:
                 batch.append(more)
             self._commit(batch)
 
+    def _transaction(self, work: Callable[[Session], T]) -> T:
+        """``work`` in a transaction on the writer's own connection, kept from batch to
+        batch: a checkout from the pool cost a ping of the server each time
+        (pool_pre_ping), a fifth of a decision's commit on PostgreSQL. A connection the
+        server dropped is replaced and ``work`` run once more on the new one."""
+        if self.db.in_memory:  # one shared connection (StaticPool): go through the pool
+            with self.db.session() as session:
+                return work(session)
+        for attempt in (1, 2):
+            conn = self._conn
+            if conn is None or conn.closed or conn.invalidated:
+                conn = self._conn = self.db.write_connection()
+            session = Session(bind=conn, expire_on_commit=False)
+            try:
+                result = work(session)
+                session.commit()
+                return result
+            except DBAPIError as exc:
+                with suppress(Exception):  # the connection may be gone
+                    session.rollback()
+                if not exc.connection_invalidated or attempt == 2:
+                    raise
+                log.warning("the writer's connection was lost; running the batch again")
+            except BaseException:
+                with suppress(Exception):
+                    session.rollback()
+                raise
+            finally:
+                session.close()
+        raise AssertionError("unreachable")
+
     def _commit(self, batch: list[_Job]) -> None:
         try:
-            with self.db.session() as session:
-                session.info[DEFERRED] = {}
-                results = [job.fn(session) for job in batch]
-                flush_deferred(session)
+            results = self._transaction(lambda session: _run(session, batch))
         except BaseException as exc:
             if len(batch) == 1:
                 batch[0].future.set_exception(exc)
@@ -125,11 +161,15 @@ class Writer:
 
     def _alone(self, job: _Job) -> None:
         try:
-            with self.db.session() as session:
-                session.info[DEFERRED] = {}
-                result = job.fn(session)
-                flush_deferred(session)
+            (result,) = self._transaction(lambda session: _run(session, [job]))
         except BaseException as exc:  # handed to the waiting request, which answers for it
             job.future.set_exception(exc)
             return
         job.future.set_result(result)
+
+
+def _run(session: Session, batch: list[_Job]) -> list[Any]:
+    session.info[DEFERRED] = {}
+    results = [job.fn(session) for job in batch]
+    flush_deferred(session)
+    return results

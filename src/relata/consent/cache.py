@@ -79,7 +79,7 @@ _PENDING = "relata.consent.invalidate"
 
 
 def for_session(session: Session) -> TTLCache:
-    pool = session.get_bind().pool
+    pool = session.get_bind().engine.pool
     with _caches_lock:
         cache = _caches.get(pool)
         if cache is None:

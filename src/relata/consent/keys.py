@@ -42,7 +42,7 @@ def fingerprint(value: str) -> str:
 
 
 def _pool(session: Session) -> Any:
-    return session.get_bind().pool
+    return session.get_bind().engine.pool
 
 
 def _insert(session: Session, name: str, value: str | None, print_: str) -> None:

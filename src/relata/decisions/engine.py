@@ -426,4 +426,4 @@ def engine_for(db: Database, settings: Settings) -> Engine:
 def existing(session: Session) -> Engine | None:
     """The engine of the session's database in this process, if one was made."""
     with _engines_lock:
-        return _engines.get(session.get_bind().pool)
+        return _engines.get(session.get_bind().engine.pool)

@@ -24,7 +24,7 @@ _lock = threading.Lock()
 
 
 def _source_id(session: Session) -> int:
-    pool = session.get_bind().pool
+    pool = session.get_bind().engine.pool
     with _lock:
         found = _source_ids.get(pool)
     if found is None:

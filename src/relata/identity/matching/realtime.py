@@ -47,7 +47,7 @@ def _params(session: Session) -> tuple[int, Params] | None:
     model_id = store.current_model_id(session)
     if model_id is None:
         return None
-    key = (str(session.get_bind().url), model_id)
+    key = (str(session.get_bind().engine.url), model_id)
     now = time.monotonic()
     with _lock:
         found = _cache.get(key)
