@@ -247,8 +247,37 @@ def _insert(session: Session, table: Any) -> Any:
     return sqlite_insert(table)
 
 
+_USAGE_PG = (
+    "INSERT INTO decision_usage (scope, day, control, shows, wins, spent) "
+    "SELECT * FROM unnest(%b::text[], %b::date[], %b::boolean[], %b::bigint[], "
+    "%b::bigint[], %b::float8[]) "
+    "ON CONFLICT (scope, day, control) DO UPDATE SET "
+    "shows = decision_usage.shows + excluded.shows, "
+    "wins = decision_usage.wins + excluded.wins, "
+    "spent = decision_usage.spent + excluded.spent"
+)
+
+
 def _write_usage(session: Session, usage: dict[tuple[str, object, bool], list[float]]) -> None:
     if not usage:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement over arrays: the executemany below is a round of the pipeline a
+        # row, and a fold job touches one row an offer and channel shown.
+        ordered = sorted(usage.items(), key=lambda kv: kv[0][:2])
+        columns = [
+            [k[0] for k, _ in ordered],
+            [k[1] for k, _ in ordered],
+            [k[2] for k, _ in ordered],
+            [int(v[0]) for _, v in ordered],
+            [int(v[1]) for _, v in ordered],
+            [float(v[2]) for _, v in ordered],
+        ]
+        cursor = session.connection().connection.cursor()
+        try:
+            cursor.execute(_USAGE_PG, columns)
+        finally:
+            cursor.close()
         return
     table = DecisionUsage.__table__
     stmt = _insert(session, table)
