@@ -190,3 +190,18 @@ def test_train_and_performance(relata, customer, db, settings):
     assert trained["outcomes_folded"] == 1
     perf = json.loads(relata("decisions", "performance", "--json").stdout)
     assert perf[0]["key"] == "a" and perf[0]["impressions"] == 1
+
+
+def test_learn_once_folds_what_waits(relata, customer, db, settings):
+    from relata.decisions import offers, sync
+    from relata.decisions.schemas import OfferWrite
+
+    with db.session() as s:
+        offers.create_offer(s, OfferWrite(key="a", name="A", channels=["web"], value=1), settings)
+    relata("decide", str(customer), "--channel", "web")
+    with db.session(write=False) as s:
+        assert sync.pending(s) == 1
+    assert relata("decisions", "learn", "--once").stdout.strip() == "1 outcomes folded"
+    with db.session(write=False) as s:
+        assert sync.pending(s) == 0
+    assert relata("decisions", "learn", "--once").stdout.strip() == "0 outcomes folded"

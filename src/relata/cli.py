@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -412,13 +413,27 @@ def serve(
     """Start the API (OpenAPI at /docs) and the web UI."""
     import uvicorn
 
+    from relata.decisions import learner
+
     with _db():
         pass  # fail fast with one line if the database is unreachable or cannot migrate
+    child = None
+    if learner.wanted(_settings()):
+        # The workers (this process's environment is theirs) leave the fold to the learner.
+        os.environ["RELATA_DECISION_FOLD_IN_SERVER"] = "false"
+        get_settings.cache_clear()  # a single worker runs in this very process
+        child = learner.spawn()
     out.print(
         f"relata is running: open http://{host}:{port}/ (API docs at /docs). Ctrl+C stops it.",
         soft_wrap=True,
     )
-    uvicorn.run("relata.api.main:app", host=host, port=port, workers=workers, log_level="warning")
+    try:
+        uvicorn.run(
+            "relata.api.main:app", host=host, port=port, workers=workers, log_level="warning"
+        )
+    finally:
+        if child is not None:
+            learner.stop_child(child)
 
 
 @app.command()

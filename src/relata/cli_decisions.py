@@ -436,6 +436,27 @@ def train_cmd(
         time.sleep(every * 3600)
 
 
+@decisions_app.command("learn")
+@decisions_command
+def learn_cmd(
+    once: Annotated[bool, typer.Option(help="fold what is waiting, then stop")] = False,
+    parent: Annotated[int | None, typer.Option(hidden=True)] = None,
+    nice: Annotated[int, typer.Option(help="how much lower the CPU priority")] = 10,
+) -> None:
+    """Fold responses into the shared counts, every RELATA_DECISION_FOLD_SECONDS until
+    stopped: the learner beside API processes that do not fold themselves
+    (RELATA_DECISION_FOLD_IN_SERVER=false; `relata serve` on PostgreSQL starts one)."""
+    from relata.decisions import learner
+
+    settings = _settings()
+    with _db() as db:
+        if once:
+            out.print(f"{learner.fold_all(db, settings):,} outcomes folded")
+            return
+        learner.lower_priority(nice)
+        learner.run(db, settings, learner.until_signalled(), learner.parent_alive(parent))
+
+
 @decisions_app.command("performance")
 @decisions_command
 def performance_cmd(days: int = 30, as_json: JsonOpt = False) -> None:

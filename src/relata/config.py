@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     decision_cell_strength: float = Field(20.0, gt=0)
     decision_sync_seconds: float = Field(1.0, ge=0)  # how often an engine polls for changes
     decision_fold_seconds: float = Field(1.0, ge=0)  # learning from responses; 0: off
+    # Whether the server folds (uvicorn's workers in a thread; ``relata serve`` on
+    # PostgreSQL in a learner process of its own, see decisions/learner.py). False: a
+    # separate ``relata decisions learn`` does.
+    decision_fold_in_server: bool = True
     decision_profile_ttl_seconds: float = Field(30.0, ge=0)
     decision_cache_size: int = Field(20_000, ge=0)  # customers; ≈ 4.5 KiB each
     decision_auto_impressions: bool = True  # what a decision returns counts as shown

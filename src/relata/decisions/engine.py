@@ -263,9 +263,8 @@ class Engine:
         so that a decision never waits for either (a server's; the CLI does without).
         ``settle_heap``: settle the heap (heap.py) after each full reload of the snapshot."""
         settings = self.settings
-        if self._worker is None and (
-            settings.decision_fold_seconds > 0 or settings.decision_sync_seconds > 0
-        ):
+        folds = settings.decision_fold_seconds > 0 and settings.decision_fold_in_server
+        if self._worker is None and (folds or settings.decision_sync_seconds > 0):
             self._worker = _Background(self, db, settle_heap)
             self._worker.start()
 
@@ -367,6 +366,8 @@ class _Background(threading.Thread):
     def run(self) -> None:
         settings = self.engine.settings
         fold_every, sync_every = settings.decision_fold_seconds, settings.decision_sync_seconds
+        if not settings.decision_fold_in_server:
+            fold_every = 0  # a learner process folds (learner.py)
         tick = min(t for t in (fold_every, sync_every) if t > 0)
         folded = synced = time.monotonic()
         while not self._halt.wait(tick):
