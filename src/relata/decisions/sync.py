@@ -23,6 +23,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime
+from itertools import chain
 from typing import Any
 
 from sqlalchemy import func, select, text, update
@@ -95,17 +96,25 @@ def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
     counts: dict[tuple[int, int], list] = {}
     usage: dict[tuple[str, object, bool], list[float]] = defaultdict(lambda: [0, 0, 0.0])
     keys: dict[str, int] = {}
+    days: dict[tuple[int, int, int, int], object] = {}
     for _, offer_id, kind, channel, control, labels, cost, at in rows:
         # Forward decay: a later show weighs more, by as much as older ones have faded since.
         weight = decay(at.timestamp(), landmark, half_life_days)
-        win = kind == "win"
+        slot = 1 if kind == "win" else 0
+        win = slot == 1
         for label in labels:
             cell = keys.get(label)
             if cell is None:
                 cell = keys[label] = cell_key(label)
-            entry = counts.setdefault((offer_id, cell), [0.0, 0.0, label])
-            entry[1 if win else 0] += weight
-        day = _day(at)
+            entry = counts.get((offer_id, cell))
+            if entry is None:
+                entry = counts[(offer_id, cell)] = [0.0, 0.0, label]
+            entry[slot] += weight
+        # Berlin's offset changes on the hour (UTC), so the hour decides the local day.
+        hour = (at.year, at.month, at.day, at.hour)
+        day = days.get(hour)
+        if day is None:
+            day = days[hour] = _day(at)
         offer_usage = usage[(f"offer:{offer_id}", day, control)]
         if win:
             offer_usage[1] += 1
@@ -120,10 +129,13 @@ def fold(session: Session, half_life_days: float, limit: int = 5_000) -> int:
 
 
 def _mark_folded(session: Session, ids: list[int]) -> None:
-    o = DecisionOutcome
     if session.get_bind().dialect.name != "postgresql":
-        for i in range(0, len(ids), CHUNK):
-            session.execute(update(o).where(o.id.in_(ids[i : i + CHUNK])).values(folded=True))
+        # The write lock is held since the transaction began (BEGIN IMMEDIATE), so the
+        # unfolded rows up to the last id read are exactly the ones read: one statement
+        # through the partial index instead of IN lists of 500.
+        session.connection().exec_driver_sql(
+            "UPDATE decision_outcomes SET folded = 1 WHERE folded = 0 AND id <= ?", (max(ids),)
+        )
         return
     # One statement, the ids as one binary array (an expanded IN of 500 a statement was a
     # tenth of a busy server's ingest of responses).
@@ -218,7 +230,7 @@ def _write_stats_sqlite(
     while at < len(rows):
         size = next(n for n in _STATS_CHUNKS if n <= len(rows) - at)
         chunk = rows[at : at + size]
-        conn.exec_driver_sql(_stats_sql(size), tuple(v for row in chunk for v in row))
+        conn.exec_driver_sql(_stats_sql(size), tuple(chain.from_iterable(chunk)))
         at += size
 
 
@@ -279,6 +291,9 @@ def _write_usage(session: Session, usage: dict[tuple[str, object, bool], list[fl
         finally:
             cursor.close()
         return
+    if session.get_bind().dialect.name == "sqlite":
+        _write_usage_sqlite(session, usage)
+        return
     table = DecisionUsage.__table__
     stmt = _insert(session, table)
     stmt = stmt.on_conflict_do_update(
@@ -294,6 +309,36 @@ def _write_usage(session: Session, usage: dict[tuple[str, object, bool], list[fl
         for (scope, day, control), v in sorted(usage.items(), key=lambda kv: kv[0][:2])
     ]
     session.execute(stmt, rows)
+
+
+_USAGE_SQL: dict[int, str] = {}
+
+
+def _write_usage_sqlite(
+    session: Session, usage: dict[tuple[str, object, bool], list[float]]
+) -> None:
+    """The usage upserts as multi-row statements through the driver, as the counts'."""
+    rows = [
+        (scope, day.isoformat(), int(control), int(v[0]), int(v[1]), float(v[2]))  # type: ignore[attr-defined]
+        for (scope, day, control), v in sorted(usage.items(), key=lambda kv: kv[0][:2])
+    ]
+    conn = session.connection()
+    at = 0
+    while at < len(rows):
+        size = next(n for n in _STATS_CHUNKS if n <= len(rows) - at)
+        chunk = rows[at : at + size]
+        sql = _USAGE_SQL.get(size)
+        if sql is None:
+            sql = _USAGE_SQL[size] = (
+                "INSERT INTO decision_usage (scope, day, control, shows, wins, spent) VALUES "
+                + ", ".join(["(?, ?, ?, ?, ?, ?)"] * size)
+                + " ON CONFLICT (scope, day, control) DO UPDATE SET "
+                "shows = decision_usage.shows + excluded.shows, "
+                "wins = decision_usage.wins + excluded.wins, "
+                "spent = decision_usage.spent + excluded.spent"
+            )
+        conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
+        at += size
 
 
 def _chunks(keys: list) -> Iterable[list]:
