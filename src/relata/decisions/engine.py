@@ -39,7 +39,7 @@ from relata.writer import Writer, shared
 
 log = logging.getLogger("relata.decisions")
 FULL_RELOAD_SECONDS = 600.0  # re-read all counts now and then: their decay moves on
-FOLD_BATCH = 250  # outcomes a fold job: one of the writer's, beside decisions: kept short
+FOLD_BATCH = 50  # outcomes a fold job in the writer (SQLite): its batch waits for it, so short
 
 
 def config_of(settings: Settings) -> Config:

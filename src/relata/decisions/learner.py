@@ -2,7 +2,7 @@
 
 A server process folding in a thread (engine._Background) shares the GIL with its event
 loop: on the 1,000,000-customer bench, each second's fold (some 25 ms of Python and
-PostgreSQL work a 250 outcomes) held up the decisions answered meanwhile, and the p99 at
+PostgreSQL work for 250 outcomes) held up the decisions answered meanwhile, and the p99 at
 200 decisions/s was 13–15 ms against 5 ms with no fold at all; the same fold in a process
 of its own at low CPU priority gave 9 ms (docs/benchmarks.md, 4 December 2026).
 
