@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Iterable
 from datetime import datetime
 from itertools import chain
 from typing import Any
@@ -37,7 +36,6 @@ from relata.segments.rules.timing import BERLIN
 
 REBASE_HALF_LIVES = 300  # 2^300 ≈ 1e90: far from a float's limit of 2^1024
 FOLD_LOCK = 0x5245_4C41_4446  # "RELADF": the advisory lock key of the fold on PostgreSQL
-CHUNK = 500
 
 
 def bump(
@@ -225,12 +223,17 @@ def _write_stats_sqlite(
         (offer_id, cell, label[:300], shows, wins, now, version)
         for (offer_id, cell), (shows, wins, label) in sorted(counts.items())
     ]
+    _upsert_sqlite(session, rows, _stats_sql)
+
+
+def _upsert_sqlite(session: Session, rows: list[tuple], sql_for: Any) -> None:
+    """``rows`` in multi-row statements of a few sizes (``sql_for(size)``: compiled once
+    each by SQLite's statement cache), through the driver."""
     conn = session.connection()
     at = 0
     while at < len(rows):
         size = next(n for n in _STATS_CHUNKS if n <= len(rows) - at)
-        chunk = rows[at : at + size]
-        conn.exec_driver_sql(_stats_sql(size), tuple(chain.from_iterable(chunk)))
+        conn.exec_driver_sql(sql_for(size), tuple(chain.from_iterable(rows[at : at + size])))
         at += size
 
 
@@ -322,28 +325,21 @@ def _write_usage_sqlite(
         (scope, day.isoformat(), int(control), int(v[0]), int(v[1]), float(v[2]))  # type: ignore[attr-defined]
         for (scope, day, control), v in sorted(usage.items(), key=lambda kv: kv[0][:2])
     ]
-    conn = session.connection()
-    at = 0
-    while at < len(rows):
-        size = next(n for n in _STATS_CHUNKS if n <= len(rows) - at)
-        chunk = rows[at : at + size]
-        sql = _USAGE_SQL.get(size)
-        if sql is None:
-            sql = _USAGE_SQL[size] = (
-                "INSERT INTO decision_usage (scope, day, control, shows, wins, spent) VALUES "
-                + ", ".join(["(?, ?, ?, ?, ?, ?)"] * size)
-                + " ON CONFLICT (scope, day, control) DO UPDATE SET "
-                "shows = decision_usage.shows + excluded.shows, "
-                "wins = decision_usage.wins + excluded.wins, "
-                "spent = decision_usage.spent + excluded.spent"
-            )
-        conn.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
-        at += size
+    _upsert_sqlite(session, rows, _usage_sql)
 
 
-def _chunks(keys: list) -> Iterable[list]:
-    for i in range(0, len(keys), CHUNK):
-        yield keys[i : i + CHUNK]
+def _usage_sql(n: int) -> str:
+    found = _USAGE_SQL.get(n)
+    if found is None:
+        found = _USAGE_SQL[n] = (
+            "INSERT INTO decision_usage (scope, day, control, shows, wins, spent) VALUES "
+            + ", ".join(["(?, ?, ?, ?, ?, ?)"] * n)
+            + " ON CONFLICT (scope, day, control) DO UPDATE SET "
+            "shows = decision_usage.shows + excluded.shows, "
+            "wins = decision_usage.wins + excluded.wins, "
+            "spent = decision_usage.spent + excluded.spent"
+        )
+    return found
 
 
 def pending(session: Session) -> int:
