@@ -49,6 +49,15 @@ def test_settle_collects_cycles_then_freezes_and_serve_stops_automatic_full_pass
         del c, d
         heap.settle()  # not thawed: what came since the freeze is collected
         assert late() is None
+        e, f = Node(), Node()
+        e.other, f.other = f, e
+        frozen = weakref.ref(e)
+        heap.settle()  # frozen while still in use
+        del e, f
+        heap.settle()
+        assert frozen() is not None  # a cycle among frozen objects outlives a plain settle
+        heap.settle(thaw=True)
+        assert frozen() is None
         print("ok")
         """
     )

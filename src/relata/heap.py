@@ -13,8 +13,9 @@ young generations are still collected as usual (that is where a request's cycles
 and ``settle`` runs a full pass at moments the process chooses (at start and after each
 full reload of the decision snapshot, at least every ten minutes), then freezes the
 survivors (``gc.freeze``) so the next pass walks only what came since. Frozen objects
-are still freed by their reference counts (an evicted customer, a replaced snapshot);
-a cycle that forms among them after freezing stays until ``settle(thaw=True)``.
+are still freed by their reference counts (an evicted customer, a replaced snapshot;
+neither holds cycles, measured); a cycle that forms among them after freezing stays
+until ``settle(thaw=True)``, which the server runs at every sixth full reload.
 """
 
 from __future__ import annotations

@@ -39,6 +39,7 @@ from relata.writer import Writer, shared
 
 log = logging.getLogger("relata.decisions")
 FULL_RELOAD_SECONDS = 600.0  # re-read all counts now and then: their decay moves on
+THAW_EVERY = 6  # full reloads between settles of the whole heap, frozen part too
 FOLD_BATCH = 50  # outcomes a fold job in the writer (SQLite): its batch waits for it, so short
 
 
@@ -370,6 +371,7 @@ class _Background(threading.Thread):
             fold_every = 0  # a learner process folds (learner.py)
         tick = min(t for t in (fold_every, sync_every) if t > 0)
         folded = synced = time.monotonic()
+        settled = 0
         while not self._halt.wait(tick):
             now = time.monotonic()
             if fold_every > 0 and now - folded >= fold_every:
@@ -385,8 +387,10 @@ class _Background(threading.Thread):
                     log.exception("reloading the decision snapshot failed")
                 if self.settle_heap and self.engine.loads != loads:
                     # The old snapshot's cycles go, the new one is frozen: one pause of
-                    # the order of 100 ms per full reload instead of one every few seconds.
-                    heap.settle()
+                    # the order of 100 ms per full reload instead of one every few seconds;
+                    # every sixth (hourly at the least) also over what was frozen before.
+                    settled += 1
+                    heap.settle(thaw=settled % THAW_EVERY == 0)
 
     def _fold(self) -> None:
         half_life = self.engine.settings.decision_half_life_days
