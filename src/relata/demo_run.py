@@ -44,6 +44,7 @@ def run_demo(
             counts = ", ".join(f"{k} {v}" for k, v in summary.items() if isinstance(v, int))
             out.print(f"  {src.name:<11} {counts}")
         _match(db, settings, out, err)
+        _decisions(db, settings, out, err)
         with db.session() as session:
             logins = demo_users(session)
     finally:
@@ -73,6 +74,19 @@ def _match(db: Database, settings: Settings, out: Console, err: Console) -> None
     out.print(
         f"  matching    merged {found.merged:,}, queued for review {found.queued:,} "
         f"({found.compared:,} pairs compared)"
+    )
+
+
+def _decisions(db: Database, settings: Settings, out: Console, err: Console) -> None:
+    """Offers, contact policies, personalisation consents and a history of decisions and
+    responses: the decision simulator and offer performance then show something."""
+    from relata.demo import offers
+
+    with err.status("setting up next best offer (offers, consents, 600 decisions) …"):
+        done = offers.load(db, settings)
+    out.print(
+        f"  decisions   {done['offers']} offers new, {done['consents']:,} customers with a "
+        f"personalisation consent, {done['decisions']} decisions, {done['responses']} responses"
     )
 
 
