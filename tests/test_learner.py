@@ -4,6 +4,7 @@ that leaves the fold to it."""
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -122,7 +123,15 @@ def test_relata_serve_on_postgresql_runs_a_learner_and_ends_it(pg_schema: str) -
                 time.sleep(0.2)
         learners = [c for c in _children(server.pid) if "decisions learn" in c]
         assert len(learners) == 1, _children(server.pid)
-        child = int(learners[0].split()[0])
+        first = int(learners[0].split()[0])
+        os.kill(first, signal.SIGKILL)  # a learner that dies is started again
+        deadline = time.monotonic() + 15
+        child = first
+        while child == first and time.monotonic() < deadline:
+            time.sleep(0.2)
+            again = [c for c in _children(server.pid) if "decisions learn" in c]
+            child = int(again[0].split()[0]) if again else first
+        assert child != first
     finally:
         server.terminate()
         server.wait(timeout=30)

@@ -417,12 +417,13 @@ def serve(
 
     with _db():
         pass  # fail fast with one line if the database is unreachable or cannot migrate
-    child = None
+    supervisor = None
     if learner.wanted(_settings()):
         # The workers (this process's environment is theirs) leave the fold to the learner.
         os.environ["RELATA_DECISION_FOLD_IN_SERVER"] = "false"
         get_settings.cache_clear()  # a single worker runs in this very process
-        child = learner.spawn()
+        supervisor = learner.Supervisor()
+        supervisor.start()
     out.print(
         f"relata is running: open http://{host}:{port}/ (API docs at /docs). Ctrl+C stops it.",
         soft_wrap=True,
@@ -432,8 +433,8 @@ def serve(
             "relata.api.main:app", host=host, port=port, workers=workers, log_level="warning"
         )
     finally:
-        if child is not None:
-            learner.stop_child(child)
+        if supervisor is not None:
+            supervisor.stop()
 
 
 @app.command()

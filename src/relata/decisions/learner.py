@@ -76,6 +76,31 @@ def wanted(settings: Settings) -> bool:
     )
 
 
+class Supervisor(threading.Thread):
+    """Keeps one learner child running while the server runs: one that ended (killed,
+    out of memory) is started again, so that learning does not stop unnoticed."""
+
+    def __init__(self, every: float = 2.0) -> None:
+        super().__init__(name="relata-learner-supervisor", daemon=True)
+        self.every = every
+        self.child = spawn()
+        self.restarts = 0
+        self._halt = threading.Event()
+
+    def run(self) -> None:
+        while not self._halt.wait(self.every):
+            code = self.child.poll()
+            if code is not None and not self._halt.is_set():
+                log.warning("the learner ended (exit code %s); starting it again", code)
+                self.child = spawn()
+                self.restarts += 1
+
+    def stop(self) -> None:
+        self._halt.set()
+        self.join(timeout=10)
+        stop_child(self.child)
+
+
 def spawn() -> subprocess.Popen[bytes]:
     """``relata decisions learn`` as a child of this process, which it outlives by at most
     one round (it checks that its parent is still there)."""
