@@ -29,7 +29,9 @@ from relata.db import Database
 from relata.decisions import sync
 
 log = logging.getLogger("relata.learner")
-BATCH = 1_000  # outcomes a transaction: a process of its own need not keep them short
+# Outcomes a transaction. Rows being marked folded are locked until it commits, and a
+# response adding an outcome with the same key waits for that (ON CONFLICT): short.
+BATCH = 250
 NICE = 10  # below the API processes: decisions first, learning in the gaps
 
 
