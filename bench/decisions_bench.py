@@ -39,6 +39,7 @@ import time
 import tracemalloc
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -471,22 +472,26 @@ def over_http(url: str, ids: list[int], customers: int, args: argparse.Namespace
                 # Warm-up just before: each worker has seen the 1,000 customers about once
                 # (cached entries live RELATA_DECISION_PROFILE_TTL_SECONDS, 30 s).
                 open_loop(server, warm * workers, 200, len(warm) * workers / 200, args.clients)
+                spent = _cpu(server)
                 lat, found, errors = open_loop(server, warm, rate, args.seconds, args.clients)
+                spent = _cpu(server, spent, len(lat) + errors)
                 answers += found
                 log(
                     f"HTTP, {workers} worker(s), {rate:g}/s open loop, 1,000 warm customers: "
                     f"{ms(lat)}; {errors} errors; {_offered(found)}; "
-                    f"p99 ≤ 10 ms: {pct(lat, 99) * 1000 <= 10}"
+                    f"p99 ≤ 10 ms: {pct(lat, 99) * 1000 <= 10}; {spent}"
                 )
                 cold = [
                     json.dumps(request_body(rng, rng.randint(1, customers))).encode()
                     for _ in range(int(rate * args.seconds))
                 ]
+                spent = _cpu(server)
                 lat2, found2, errors2 = open_loop(server, cold, rate, args.seconds, args.clients)
+                spent = _cpu(server, spent, len(lat2) + errors2)
                 log(
                     f"HTTP, {workers} worker(s), {rate:g}/s open loop, any of {customers:,}: "
                     f"{ms(lat2)}; {errors2} errors; {_offered(found2)}; "
-                    f"p99 ≤ 10 ms: {pct(lat2, 99) * 1000 <= 10}"
+                    f"p99 ≤ 10 ms: {pct(lat2, 99) * 1000 <= 10}; {spent}"
                 )
             cpu_per_request(server, warm)  # before the ingest: no fold backlog in it
             ingest_http(server, answers)
@@ -500,6 +505,40 @@ def _offered(answers: list[dict]) -> str:
     offers = sum(len(a["offers"]) for a in answers) / len(answers)
     eligible = sum(a.get("eligible", 0) for a in answers) / len(answers)
     return f"{offers:.1f} offers and {eligible:.0f} eligible an answer"
+
+
+def _cpu(server: Server, before: Any = None, requests: int = 0) -> Any:
+    """CPU seconds so far of the server's processes (its learner included), of
+    PostgreSQL's, and of this load generator; with ``before``, what a request cost of
+    each since, as text."""
+    assert server.proc is not None
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    now = (_tree_cpu(server.proc.pid), _postgres_cpu(), usage.ru_utime + usage.ru_stime)
+    if before is None:
+        return now
+    server_s, pg_s, client_s = (b - a for a, b in zip(before, now, strict=True))
+    n = max(requests, 1)
+    return (
+        f"CPU a request: server {server_s / n * 1000:.2f} ms, PostgreSQL "
+        f"{pg_s / n * 1000:.2f} ms, load generator {client_s / n * 1000:.2f} ms"
+    )
+
+
+def _postgres_cpu() -> float:
+    """User + system CPU seconds of this machine's PostgreSQL processes (0 without one)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            if not (proc / "cmdline").read_bytes().startswith(b"postgres"):
+                continue
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+        except OSError:
+            continue
+    return total
 
 
 def _tree_cpu(pid: int) -> float:
