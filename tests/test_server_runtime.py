@@ -58,6 +58,9 @@ def test_settle_collects_cycles_then_freezes_and_serve_stops_automatic_full_pass
         assert frozen() is not None  # a cycle among frozen objects outlives a plain settle
         heap.settle(thaw=True)
         assert frozen() is None
+        gc.set_threshold(700, 10, 10)
+        heap.serve(periodic=False)  # nothing will settle again: the collector's own schedule
+        assert gc.get_threshold() == (700, 10, 10)
         print("ok")
         """
     )

@@ -31,9 +31,12 @@ log = logging.getLogger("relata.heap")
 THRESHOLDS = (700, 10, 1_000_000)
 
 
-def serve() -> None:
-    """This process is a long-running server: full passes only through ``settle``."""
-    gc.set_threshold(*THRESHOLDS)
+def serve(periodic: bool = True) -> None:
+    """This process is a long-running server: full passes only through ``settle``, if
+    something settles ``periodic``-ally (else the collector keeps its own schedule, so
+    that cycles never pile up without end)."""
+    if periodic:
+        gc.set_threshold(*THRESHOLDS)
     settle()
 
 

@@ -49,7 +49,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     server = getattr(app.state, "server", False)
     if server:
         await run_in_threadpool(engine.preload, db)
-        heap.serve()
+        # The background thread's full reloads are what settle the heap from then on.
+        heap.serve(periodic=app.state.settings.decision_sync_seconds > 0)
     engine.start(db, settle_heap=server)
     yield
     engine.stop()
