@@ -46,7 +46,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     its heap (heap.py), as it does again after each full reload."""
     db = app.state.db
     engine = engine_for(db, app.state.settings)
-    server = getattr(app.state, "server", False)
+    server = app.state.server
     if server:
         await run_in_threadpool(engine.preload, db)
         # The background thread's full reloads are what settle the heap from then on.

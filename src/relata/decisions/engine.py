@@ -394,7 +394,10 @@ class _Background(threading.Thread):
 
     def _fold(self) -> None:
         half_life = self.engine.settings.decision_half_life_days
-        job = lambda session: sync.fold(session, half_life, FOLD_BATCH)  # noqa: E731
+
+        def job(session: Session) -> int:
+            return sync.fold(session, half_life, FOLD_BATCH)
+
         writer = self.engine.writer(self.db) if self.db.is_sqlite else None
         try:
             while not self._halt.is_set():

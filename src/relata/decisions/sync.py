@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from relata.db import utcnow
 from relata.decisions.bandit import cell_key
 from relata.decisions.loader import STATE_ID, decay
-from relata.decisions.models import DecisionOutcome, DecisionStat, DecisionState, DecisionUsage
+from relata.decisions.models import DecisionOutcome, DecisionStat, DecisionState
 from relata.segments.rules.timing import BERLIN
 
 REBASE_HALF_LIVES = 300  # 2^300 ≈ 1e90: far from a float's limit of 2^1024
@@ -252,16 +252,6 @@ def _stats_sql(n: int) -> str:
     return found
 
 
-def _insert(session: Session, table: Any) -> Any:
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-
-        return insert(table)
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-
-    return sqlite_insert(table)
-
-
 _USAGE_PG = (
     "INSERT INTO decision_usage (scope, day, control, shows, wins, spent) "
     "SELECT * FROM unnest(%b::text[], %b::date[], %b::boolean[], %b::bigint[], "
@@ -277,8 +267,8 @@ def _write_usage(session: Session, usage: dict[tuple[str, object, bool], list[fl
     if not usage:
         return
     if session.get_bind().dialect.name == "postgresql":
-        # One statement over arrays: the executemany below is a round of the pipeline a
-        # row, and a fold job touches one row an offer and channel shown.
+        # One statement over arrays: SQLAlchemy's executemany was a round of the pipeline
+        # a row, and a fold job touches one row an offer and channel shown.
         ordered = sorted(usage.items(), key=lambda kv: kv[0][:2])
         columns = [
             [k[0] for k, _ in ordered],
@@ -294,24 +284,7 @@ def _write_usage(session: Session, usage: dict[tuple[str, object, bool], list[fl
         finally:
             cursor.close()
         return
-    if session.get_bind().dialect.name == "sqlite":
-        _write_usage_sqlite(session, usage)
-        return
-    table = DecisionUsage.__table__
-    stmt = _insert(session, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["scope", "day", "control"],
-        set_={
-            "shows": table.c.shows + stmt.excluded.shows,
-            "wins": table.c.wins + stmt.excluded.wins,
-            "spent": table.c.spent + stmt.excluded.spent,
-        },
-    )
-    rows = [
-        {"scope": scope, "day": day, "control": control, "shows": v[0], "wins": v[1], "spent": v[2]}
-        for (scope, day, control), v in sorted(usage.items(), key=lambda kv: kv[0][:2])
-    ]
-    session.execute(stmt, rows)
+    _write_usage_sqlite(session, usage)
 
 
 _USAGE_SQL: dict[int, str] = {}

@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from relata.config import Settings
+from relata.consent import service as consent
 from relata.consent.models import ConsentEntry
-from relata.consent.store import record
 from relata.db import Database, utcnow
 from relata.decisions import offers, service, sync
 from relata.decisions.engine import Engine
@@ -210,7 +210,7 @@ def _consents(db: Database, settings: Settings, customers: list[int]) -> int:
             if customer_id % 2 == 0:
                 grants.append(("marketing", "email"))
             for purpose, channel in grants:
-                record(
+                consent.record(
                     session,
                     settings,
                     customer_id,
