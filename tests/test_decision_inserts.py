@@ -90,7 +90,8 @@ JSON = st.recursive(
     )
 )
 def test_a_group_commits_deferred_rows_are_stored_as_given(db, rows):
-    """db.flush_deferred: on PostgreSQL one unnest statement a table in a pipeline."""
+    """db.flush_deferred: on PostgreSQL one statement a table in a pipeline, VALUES for a
+    few rows and unnest for more (both sizes are drawn)."""
     from relata.db import DEFERRED, defer_insert, flush_deferred
     from relata.decisions.models import Decision
     from relata.decisions.service import DECISION_COLUMNS

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -309,3 +310,92 @@ def test_fast_exclusions_match_the_readable_checks(offers, held, shown, channel,
             assert considered.code == "rule"
         else:
             assert considered.code == (expected.code if expected else None)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    # Without rules, so that every exclusion has a readable reason to agree with.
+    offers=st.lists(
+        offers_strategy.map(lambda o: dataclasses.replace(o, rule=None)),
+        min_size=1,
+        max_size=6,
+        unique_by=lambda o: o.id,
+    ),
+    held=st.lists(
+        st.tuples(
+            st.sampled_from(["purchase", "contract"]),
+            st.sampled_from(["p1", "p2"]),
+            st.integers(0, 90),
+        ),
+        max_size=3,
+    ),
+    shown=st.lists(
+        st.tuples(
+            st.integers(1, 2),
+            st.sampled_from(["impression", "impression", "reject", "accept"]),
+            st.integers(0, 70),
+        ),
+        max_size=10,
+    ),
+    moments=st.lists(st.floats(-40, 70), min_size=2, max_size=8),
+    new=st.tuples(st.integers(1, 6), st.sampled_from(["impression", "reject"])),
+)
+def test_the_remembered_history_exclusions_follow_time_and_new_responses(
+    offers, held, shown, moments, new
+):
+    """One customer and one snapshot, asked about at moments forwards and backwards, and
+    again after a new response: each time the fast pass agrees with the readable checks."""
+    state = customer(
+        [holding(k, p, "cat", days_ago=d) for k, p, d in held],
+        [response(o, k, d) for o, k, d in shown],
+        birth_date=date(1990, 1, 1),
+    )
+    cat = Catalogue.build(1, list(offers), [])
+    snap = snapshot(cat, CellStats(len(cat.offers)), Usage(), Model(), NOW)
+    request = Request("web", None, {}, limit=5, explain=True)
+    config = Config(control_share=0.0)
+
+    def check() -> None:
+        for days in moments:
+            now = NOW + timedelta(days=days)
+            outcome = decide(snap, state, request, now, config, np.random.default_rng(1))
+            for considered in outcome.considered:
+                expected = offer_exclusion(considered.offer, state, "web", None, now, Usage())
+                assert considered.code == (expected.code if expected else None), days
+
+    check()
+    state.record(response(new[0], new[1], days_ago=0.5))
+    check()
+
+
+@pytest.mark.parametrize(
+    ("spec", "state", "ends_after_days"),
+    [
+        (offer(product_id="p1", held_days=30), customer([holding(days_ago=10)]), 20),
+        (
+            offer(max_impressions=2, impression_window_days=30),
+            customer(responses=[response(days_ago=d) for d in (6, 5)]),
+            25,
+        ),
+        (
+            offer(reject_suppress_days=30),
+            customer(responses=[response(kind="reject", days_ago=10)]),
+            20,
+        ),
+    ],
+    ids=["purchase", "impressions", "rejection"],
+)
+def test_a_remembered_exclusion_ends_on_time(spec, state, ends_after_days):
+    """The same customer asked about again and again: a suppression still ends when due."""
+    cat = Catalogue.build(1, [spec], [])
+    snap = snapshot(cat, CellStats(1), Usage(), Model(), NOW)
+    request = Request("web", None, {}, limit=1)
+    config = Config(control_share=0.0)
+    for days, shown in (
+        (0, False),
+        (ends_after_days - 0.01, False),
+        (ends_after_days + 0.01, True),
+    ):
+        now = NOW + timedelta(days=days)
+        outcome = decide(snap, state, request, now, config, np.random.default_rng(1))
+        assert bool(outcome.chosen) is shown, days

@@ -28,7 +28,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from relata.db import DEFERRED, Database, flush_deferred
+from relata.db import DEFERRED, ON_COMMIT, Database, flush_deferred, take_on_commit
 
 T = TypeVar("T")
 log = logging.getLogger("relata.writer")
@@ -128,9 +128,11 @@ class Writer:
             if conn is None or conn.closed or conn.invalidated:
                 conn = self._conn = self.db.write_connection()
             session = Session(bind=conn, expire_on_commit=False)
+            session.info[ON_COMMIT] = []  # run below, not by an event listener (db.on_commit)
             try:
                 result = work(session)
                 session.commit()
+                _committed(take_on_commit(session))
                 return result
             except DBAPIError as exc:
                 with suppress(Exception):  # the connection may be gone
@@ -166,6 +168,14 @@ class Writer:
             job.future.set_exception(exc)
             return
         job.future.set_result(result)
+
+
+def _committed(callbacks: list[Callable[[], None]]) -> None:
+    for fn in callbacks:
+        try:
+            fn()
+        except Exception:  # committed is committed: the waiting requests still get answers
+            log.exception("a callback after the writer's commit failed")
 
 
 def _run(session: Session, batch: list[_Job]) -> list[Any]:

@@ -226,14 +226,29 @@ def features(snap: Snapshot, state: CustomerState, eligible: np.ndarray) -> np.n
         if (where := snap.category_positions.get(name)) is not None:
             positive[where] = math.log1p(count)
     ignored = np.zeros(n)
-    index = snap.catalogue.index
-    for offer_id in state.impressions:
-        if (i := index.get(offer_id)) is not None:
-            ignored[i] = math.log1p(state.ignored(offer_id))
+    at, logs = _ignored(snap, state)
+    ignored[at] = logs
     similar = _similar(snap, state)
     return np.column_stack(
         (own, similar if similar is not None else np.zeros(n), positive, ignored)
     )[eligible]
+
+
+def _ignored(snap: Snapshot, state: CustomerState) -> tuple[list[int], list[float]]:
+    """Positions of the offers shown and log(1 + times ignored), memoised on the state's
+    history: a customer with many offers seen paid for it on every decision."""
+    key = (snap.catalogue.version, id(snap.catalogue), state.version)
+    memo = state.memo.get("ignored")
+    if memo is not None and memo[0] == key:
+        return memo[1]
+    index = snap.catalogue.index
+    at, logs = [], []
+    for offer_id in state.impressions:
+        if (i := index.get(offer_id)) is not None:
+            at.append(i)
+            logs.append(math.log1p(state.ignored(offer_id)))
+    state.memo["ignored"] = (key, (at, logs))
+    return at, logs
 
 
 def _similar(snap: Snapshot, state: CustomerState) -> np.ndarray | None:

@@ -64,12 +64,14 @@ class CustomerState:
     reached: dict[int, dict[tuple[int, int], tuple[datetime, datetime] | None]] = field(
         default_factory=dict
     )
+    version: int = 0  # of the response history: record adds one (memos key on it)
 
     @property
     def purchases(self) -> int:
         return sum(self.category_counts.values())
 
     def record(self, row: ResponseRow) -> None:
+        self.version += 1
         if row.kind == "impression":
             self.impressions.setdefault(row.offer_id, {}).setdefault(row.decision_id, row.at)
             self.reached.pop(row.offer_id, None)

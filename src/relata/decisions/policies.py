@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from relata.decisions.catalogue import OfferSpec, PolicySpec
 from relata.decisions.features import CustomerState
@@ -108,6 +108,18 @@ def held(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclusion | N
     return None
 
 
+def held_until(offer: OfferSpec, state: CustomerState, now: datetime) -> datetime:
+    """No earlier than this may ``held`` (excluding ``offer`` now) stop excluding it: the
+    first recent purchase to age out; an active contract ends only with a new state."""
+    ends = datetime.max.replace(tzinfo=UTC)
+    since = now - timedelta(days=offer.held_days)
+    for key in (f"p:{offer.product_id}", f"c:{offer.category}"):
+        found = state.held.get(key)
+        if found is not None and found.last_bought is not None and found.last_bought >= since:
+            ends = min(ends, found.last_bought + timedelta(days=offer.held_days))
+    return ends
+
+
 def impressions(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclusion | None:
     """Suppressed for ``window`` days after the ``max``-th impression within ``window`` days."""
     found = impression_block(offer, state, now)
@@ -175,6 +187,11 @@ def rejected(offer: OfferSpec, state: CustomerState, now: datetime) -> Exclusion
     if now < until:
         return Exclusion("rejected", f"rejected on {at:%Y-%m-%d}; again from {until:%Y-%m-%d}")
     return None
+
+
+def rejected_until(offer: OfferSpec, state: CustomerState) -> datetime:
+    """Until when ``rejected`` excludes ``offer`` (when it does)."""
+    return state.rejected[offer.id] + timedelta(days=offer.reject_suppress_days or 0)
 
 
 RuleCheck = Callable[[str], bool]  # does the policy's audience rule match this customer?

@@ -18,11 +18,11 @@ from typing import Any
 
 import orjson
 from psycopg.types.json import set_json_loads
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from relata.config import Settings
-from relata.db import defer_insert, insert_new_sqlite, utcnow
+from relata.db import defer_insert, insert_new_sqlite, on_commit, utcnow
 from relata.decisions import timeline
 from relata.decisions.engine import existing
 from relata.decisions.features import POSITIVE, ResponseRow
@@ -56,7 +56,7 @@ class ResponseError(ValueError):
 
 
 def after_commit(session: Session, fn: Callable[[], None]) -> None:
-    event.listen(session, "after_commit", lambda _s: fn(), once=True)
+    on_commit(session, fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +121,7 @@ def record_responses(
                 f"{item.decision_id}"
             )
     rows, duplicates = write(session, decisions, parsed, now, on_timeline=True)
-    _rememberafter_commit(session, rows, decisions)
+    _remember_after_commit(session, rows, decisions)
     return ResponsesRead(recorded=len(parsed) - duplicates, duplicates=duplicates)
 
 
@@ -151,7 +151,7 @@ def responses_from_events(session: Session, events: Iterable[Any]) -> int:
         items.append(Item(decision_id, offer, kind, value, get("occurred_at"), "event", get("id")))
         owner[len(items) - 1] = get("customer_id")
     if holders:
-        _invalidateafter_commit(session, holders)
+        _invalidate_after_commit(session, holders)
     if not items:
         return 0
     decisions = _decisions(session, {i.decision_id for i in items})
@@ -164,7 +164,7 @@ def responses_from_events(session: Session, events: Iterable[Any]) -> int:
         if offer is not None and not offer["nothing"]:
             kept.append(item)
     rows, duplicates = write(session, decisions, kept, utcnow(), on_timeline=False)
-    _rememberafter_commit(session, rows, decisions)
+    _remember_after_commit(session, rows, decisions)
     return len(kept) - duplicates
 
 
@@ -454,7 +454,7 @@ def _dumped(values: list[Any]) -> list[str | None]:
     return out
 
 
-def _rememberafter_commit(
+def _remember_after_commit(
     session: Session, rows: list[ResponseRow], decisions: Mapping[uuid.UUID, DecisionRef]
 ) -> None:
     engine = existing(session)
@@ -471,7 +471,7 @@ def _rememberafter_commit(
     after_commit(session, applied)
 
 
-def _invalidateafter_commit(session: Session, customer_ids: set[int]) -> None:
+def _invalidate_after_commit(session: Session, customer_ids: set[int]) -> None:
     engine = existing(session)
     if engine is not None:
         after_commit(session, lambda: engine.invalidate(customer_ids))

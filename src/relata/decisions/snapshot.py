@@ -67,7 +67,8 @@ class Snapshot:
     ends: np.ndarray  # epoch seconds, +inf when open
     category_ids: np.ndarray  # -1: no category
     categories: tuple[str, ...]
-    with_rule: np.ndarray  # positions of offers with an eligibility rule
+    # Each eligibility rule once, with the positions of the offers that have it.
+    rule_groups: tuple[tuple[eligibility.Rule, np.ndarray], ...]
     capped: tuple[int, ...]  # positions of offers with a cap or a budget
     never: tuple[int, ...]  # positions of offers with max_impressions 0
     by_channel: Mapping[str, np.ndarray]  # channel -> bool mask
@@ -150,7 +151,7 @@ def build(
         ends=_times([o.ends_at for o in offers], np.inf),
         category_ids=np.array([category_index.get(o.category or "", -1) for o in offers]),
         categories=categories,
-        with_rule=np.array([i for i, r in enumerate(rules) if r is not None], dtype=np.int64),
+        rule_groups=_rule_groups(rules),
         capped=tuple(i for i, o in enumerate(offers) if o.capped),
         never=tuple(i for i, o in enumerate(offers) if o.max_impressions == 0),
         by_channel=_masks(
@@ -207,6 +208,16 @@ def _placements(offers: tuple[OfferSpec, ...]) -> dict[str, list[int]]:
         for p in o.placements:
             found.setdefault(p, []).append(i)
     return found
+
+
+def _rule_groups(
+    rules: tuple[eligibility.Rule | None, ...],
+) -> tuple[tuple[eligibility.Rule, np.ndarray], ...]:
+    by_text: dict[str, tuple[eligibility.Rule, list[int]]] = {}
+    for i, r in enumerate(rules):
+        if r is not None:
+            by_text.setdefault(r.text, (r, []))[1].append(i)
+    return tuple((r, np.array(at, dtype=np.int64)) for r, at in by_text.values())
 
 
 def _held_index(offers: tuple[OfferSpec, ...]) -> dict[str, tuple[int, ...]]:
