@@ -399,3 +399,42 @@ def test_a_remembered_exclusion_ends_on_time(spec, state, ends_after_days):
         now = NOW + timedelta(days=days)
         outcome = decide(snap, state, request, now, config, np.random.default_rng(1))
         assert bool(outcome.chosen) is shown, days
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.integers(1, 4),
+            st.sampled_from(["impression", "impression", "click", "reject", "accept"]),
+            st.integers(0, 5),  # which decision
+            st.booleans(),  # decide (and remember) before this response
+        ),
+        max_size=25,
+    )
+)
+def test_the_remembered_history_equals_a_history_read_afresh(steps):
+    """A cached customer is decided for again and again while responses arrive one by one
+    (engine.remember): what the memos hold gives the same exclusions and features as a
+    state built from all the responses at once."""
+    from relata.decisions.decide import features
+    from relata.decisions.filtering import _history
+
+    offers = [
+        offer(i, max_impressions=2, impression_window_days=30, reject_suppress_days=20)
+        for i in range(1, 5)
+    ]
+    cat = Catalogue.build(1, offers, [])
+    snap = snapshot(cat, CellStats(len(cat.offers)), Usage(), Model(), NOW)
+    everyone = np.arange(len(offers))
+    state, rows = customer(), []
+    for offer_id, kind, decision, decide_first in steps:
+        if decide_first:
+            features(snap, state, everyone)
+            _history(snap, state, NOW)
+        row = response(offer_id, kind, days_ago=1, decision=f"d{decision}")
+        rows.append(row)
+        state.record(row)
+    fresh = customer(responses=rows)
+    assert np.array_equal(features(snap, state, everyone), features(snap, fresh, everyone))
+    assert sorted(_history(snap, state, NOW)) == sorted(_history(snap, fresh, NOW))

@@ -235,19 +235,27 @@ def features(snap: Snapshot, state: CustomerState, eligible: np.ndarray) -> np.n
 
 
 def _ignored(snap: Snapshot, state: CustomerState) -> tuple[list[int], list[float]]:
-    """Positions of the offers shown and log(1 + times ignored), memoised on the state's
-    history: a customer with many offers seen paid for it on every decision."""
-    key = (snap.catalogue.version, id(snap.catalogue), state.version)
+    """Positions of the offers shown and log(1 + times ignored). Remembered an offer on the
+    state until a response to it (features.PER_OFFER_MEMOS)."""
+    key = (snap.catalogue.version, id(snap.catalogue))
     memo = state.memo.get("ignored")
-    if memo is not None and memo[0] == key:
-        return memo[1]
+    known = memo[1] if memo is not None and memo[0] == key else {}
+    fresh: dict[int, float] | None = None
     index = snap.catalogue.index
     at, logs = [], []
     for offer_id in state.impressions:
-        if (i := index.get(offer_id)) is not None:
-            at.append(i)
-            logs.append(math.log1p(state.ignored(offer_id)))
-    state.memo["ignored"] = (key, (at, logs))
+        if (i := index.get(offer_id)) is None:
+            continue
+        value = known.get(offer_id)
+        if value is None:
+            value = math.log1p(state.ignored(offer_id))
+            if fresh is None:
+                fresh = dict(known)
+            fresh[offer_id] = value
+        at.append(i)
+        logs.append(value)
+    if fresh is not None:
+        state.memo["ignored"] = (key, fresh)
     return at, logs
 
 

@@ -42,6 +42,12 @@ class Held:
     active_contract: bool
 
 
+# Memos of (catalogue key, {offer id: what was worked out about it}) on a CustomerState:
+# a new response to an offer drops that offer's entry, and only that one (a decision's
+# impressions change its offers' history, not the others').
+PER_OFFER_MEMOS = ("history", "ignored")
+
+
 @dataclass(slots=True)
 class CustomerState:
     customer_id: int
@@ -64,14 +70,13 @@ class CustomerState:
     reached: dict[int, dict[tuple[int, int], tuple[datetime, datetime] | None]] = field(
         default_factory=dict
     )
-    version: int = 0  # of the response history: record adds one (memos key on it)
 
     @property
     def purchases(self) -> int:
         return sum(self.category_counts.values())
 
     def record(self, row: ResponseRow) -> None:
-        self.version += 1
+        self._forget(row.offer_id)
         if row.kind == "impression":
             self.impressions.setdefault(row.offer_id, {}).setdefault(row.decision_id, row.at)
             self.reached.pop(row.offer_id, None)
@@ -85,6 +90,15 @@ class CustomerState:
             self.won.add((row.decision_id, row.offer_id))
             self.positives[row.category or ""] += 1
             self.items = self.items | {f"o:{row.offer_id}"}
+
+    def _forget(self, offer_id: int) -> None:
+        """Drop what the memos hold about this offer (copy on write: see engine.remember)."""
+        for name in PER_OFFER_MEMOS:
+            memo = self.memo.get(name)
+            if memo is not None and offer_id in memo[1]:
+                entries = dict(memo[1])
+                del entries[offer_id]
+                self.memo[name] = (memo[0], entries)
 
     def contacts_since(self, channel: str, since: datetime) -> int:
         return sum(1 for at in self.contacts.get(channel, {}).values() if at >= since)

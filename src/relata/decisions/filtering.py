@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from relata.decisions import eligibility, policies
+from relata.decisions.catalogue import OfferSpec
 from relata.decisions.features import CustomerState
 from relata.decisions.policies import CODES, Exclusion, Usage
 from relata.decisions.snapshot import Snapshot
@@ -65,32 +66,42 @@ def _mark(found: np.ndarray, where: np.ndarray, code: str) -> None:
 def _history(snap: Snapshot, state: CustomerState, now: datetime) -> list[tuple[int, int]]:
     """(position, code) of the offers the customer's history excludes now.
 
-    Memoised on the state until its history or the catalogue changes, or until the first
-    of these exclusions runs out: time only ever ends one (a purchase's, impressions' or
-    rejection's suppression), never starts one. A customer with some 35 offers seen was
-    checked offer by offer on every decision. (Valid from the time it was worked out: a
-    caller may ask about an earlier moment.)"""
-    key = (snap.catalogue.version, id(snap.catalogue), state.version)
+    Each offer's check is remembered on the state (features.PER_OFFER_MEMOS) from the
+    moment it was made until its exclusion runs out (time only ever ends a purchase's,
+    impressions' or rejection's suppression, never starts one) or a new response to the
+    offer arrives. A customer with some 35 offers seen was checked offer by offer on every
+    decision, though each decision changes the history of its own few offers only."""
+    key = (snap.catalogue.version, id(snap.catalogue))
     memo = state.memo.get("history")
-    if memo is not None and memo[0] == key and memo[1] <= now < memo[2]:
-        return memo[3]
+    checked = memo[1] if memo is not None and memo[0] == key else {}
     offers = snap.catalogue.offers
     found: list[tuple[int, int]] = []
-    ends = _FOREVER
-    for i in sorted(_touched(snap, state)):
+    fresh: dict[int, tuple[int, datetime, datetime]] | None = None
+    for i in _touched(snap, state):
         offer = offers[i]
-        if (e := policies.held(offer, state, now)) is not None:
-            found.append((i, CODE[e.code]))
-            ends = min(ends, policies.held_until(offer, state, now))
-        elif (b := policies.impression_block(offer, state, now)) is not None:
-            found.append((i, CODE["impressions"]))  # only the code: its words cost strftime
-            if b:  # not NEVER
-                ends = min(ends, b[1])
-        elif (e := policies.rejected(offer, state, now)) is not None:
-            found.append((i, CODE[e.code]))
-            ends = min(ends, policies.rejected_until(offer, state))
-    state.memo["history"] = (key, now, ends, found)
+        entry = checked.get(offer.id)
+        if entry is None or not entry[1] <= now < entry[2]:
+            entry = _check(offer, state, now)
+            if fresh is None:
+                fresh = dict(checked)
+            fresh[offer.id] = entry
+        if entry[0]:
+            found.append((i, entry[0]))
+    if fresh is not None:
+        state.memo["history"] = (key, fresh)
     return found
+
+
+def _check(offer: OfferSpec, state: CustomerState, now: datetime) -> tuple[int, datetime, datetime]:
+    """(code or 0, valid from, valid until) of one offer's history check."""
+    if (e := policies.held(offer, state, now)) is not None:
+        return CODE[e.code], now, policies.held_until(offer, state, now)
+    if (b := policies.impression_block(offer, state, now)) is not None:
+        # Only the code: its words cost strftime. NEVER (empty) lasts.
+        return CODE["impressions"], now, b[1] if b else _FOREVER
+    if (e := policies.rejected(offer, state, now)) is not None:
+        return CODE[e.code], now, policies.rejected_until(offer, state)
+    return 0, now, _FOREVER
 
 
 _FOREVER = datetime.max.replace(tzinfo=UTC)
