@@ -464,6 +464,7 @@ def fold_backlog(url: str) -> None:
 def over_http(url: str, ids: list[int], customers: int, args: argparse.Namespace) -> None:
     rng = random.Random(args.sample_seed + 1)
     for workers in args.workers:
+        machine_speed(f" before {workers} worker(s)")
         fold_backlog(url)
         with Server(url, workers=workers) as server:
             warm = [json.dumps(request_body(rng, c)).encode() for c in ids[:1000]]
@@ -609,16 +610,20 @@ def ingest_http(server: Server, answers: list[dict]) -> None:
     )
 
 
-def machine_speed() -> None:
+def machine_speed(when: str = "") -> None:
     """A yardstick for comparing runs on different days of a shared machine: the same pure
-    Python loop everywhere (10 million additions, best of three)."""
+    Python loop everywhere (10 million additions, best of three). Printed again before each
+    HTTP phase and at the end: this machine's speed has halved within one run."""
     best = float("inf")
     for _ in range(3):
         started, total = time.perf_counter(), 0
         for i in range(10_000_000):
             total += i
         best = min(best, time.perf_counter() - started)
-    log(f"machine yardstick: 10,000,000 additions in pure Python take {best:.2f} s (best of 3)")
+    log(
+        f"machine yardstick{when}: 10,000,000 additions in pure Python take {best:.2f} s "
+        "(best of 3)"
+    )
 
 
 def main() -> int:
@@ -664,6 +669,7 @@ def main() -> int:
             )
         if not args.no_http:
             over_http(args.reuse, ids[:5000], args.customers, args)
+        machine_speed(" at the end")
         return 0
     kinds = [args.only] if args.only else ["sqlite", "postgresql"]
     with tempfile.TemporaryDirectory() as tmp:
@@ -675,6 +681,7 @@ def main() -> int:
                 ids = in_process(url, args.customers, sample, args.sample_seed)
                 if not args.no_http:
                     over_http(url, ids[: max(1, min(len(ids), 5000))], args.customers, args)
+    machine_speed(" at the end")
     return 0
 
 
