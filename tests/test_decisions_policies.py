@@ -273,25 +273,30 @@ offers_strategy = st.builds(
 )
 
 
+# (kind, product, days ago) of a customer's holdings
+holdings_strategy = st.lists(
+    st.tuples(
+        st.sampled_from(["purchase", "contract"]),
+        st.sampled_from(["p1", "p2"]),
+        st.integers(0, 90),
+    ),
+    max_size=3,
+)
+
+
+def responses_strategy(offers: int, kinds: list[str], n: int) -> st.SearchStrategy:
+    """(offer id, kind, days ago) of a customer's responses."""
+    return st.lists(
+        st.tuples(st.integers(1, offers), st.sampled_from(kinds), st.integers(0, 70)),
+        max_size=n,
+    )
+
+
 @settings(max_examples=150, deadline=None)
 @given(
     offers=st.lists(offers_strategy, min_size=1, max_size=6, unique_by=lambda o: o.id),
-    held=st.lists(
-        st.tuples(
-            st.sampled_from(["purchase", "contract"]),
-            st.sampled_from(["p1", "p2"]),
-            st.integers(0, 90),
-        ),
-        max_size=3,
-    ),
-    shown=st.lists(
-        st.tuples(
-            st.integers(1, 6),
-            st.sampled_from(["impression", "reject", "accept"]),
-            st.integers(0, 70),
-        ),
-        max_size=8,
-    ),
+    held=holdings_strategy,
+    shown=responses_strategy(offers=6, kinds=["impression", "reject", "accept"], n=8),
     channel=st.sampled_from(["web", "email"]),
     placement=st.sampled_from([None, "home", "checkout"]),
     today=st.integers(0, 3),
@@ -321,21 +326,10 @@ def test_fast_exclusions_match_the_readable_checks(offers, held, shown, channel,
         max_size=6,
         unique_by=lambda o: o.id,
     ),
-    held=st.lists(
-        st.tuples(
-            st.sampled_from(["purchase", "contract"]),
-            st.sampled_from(["p1", "p2"]),
-            st.integers(0, 90),
-        ),
-        max_size=3,
-    ),
-    shown=st.lists(
-        st.tuples(
-            st.integers(1, 2),
-            st.sampled_from(["impression", "impression", "reject", "accept"]),
-            st.integers(0, 70),
-        ),
-        max_size=10,
+    held=holdings_strategy,
+    # Few offers, mostly impressions: their limits are reached, and then run out.
+    shown=responses_strategy(
+        offers=2, kinds=["impression", "impression", "reject", "accept"], n=10
     ),
     moments=st.lists(st.floats(-40, 70), min_size=2, max_size=8),
     new=st.tuples(st.integers(1, 6), st.sampled_from(["impression", "reject"])),
