@@ -365,9 +365,9 @@ _LISTENING = "relata.on_commit.listening"
 def on_commit(session: Session, fn: Callable[[], None]) -> None:
     """Call ``fn`` once the session's transaction has committed; never if it rolls back.
 
-    The group-commit writer runs these itself after its commit (``run_on_commit``): an
-    event listener registered a job cost a tenth of a one-decision batch. Elsewhere one
-    pair of listeners a transaction runs them all, or drops them on a rollback.
+    The group-commit writer takes them (``take_on_commit``) and runs them itself after its
+    commit: an event listener registered a job cost a tenth of a one-decision batch.
+    Elsewhere one pair of listeners a session runs them all, or drops them on a rollback.
     """
     pending = session.info.get(ON_COMMIT)
     if pending is None:
