@@ -21,6 +21,11 @@ def test_runs_after_the_commit_and_never_after_a_rollback(db):
         raise RuntimeError("the transaction fails")
     assert ran == ["first"]
 
+    with db.session() as s:  # one failing does not stop the others nor undo the commit
+        on_commit(s, lambda: 1 / 0)
+        on_commit(s, lambda: ran.append("after a failing one"))
+    assert ran == ["first", "after a failing one"]
+
 
 def test_a_session_runs_each_callback_once_across_its_transactions(db):
     ran: list[str] = []

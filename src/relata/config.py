@@ -124,7 +124,7 @@ class Settings(BaseSettings):
     # separate ``relata decisions learn`` does.
     decision_fold_in_server: bool = True
     decision_profile_ttl_seconds: float = Field(30.0, ge=0)
-    decision_cache_size: int = Field(20_000, ge=0)  # customers; ≈ 4.5 KiB each
+    decision_cache_size: int = Field(20_000, ge=0)  # customers; ≈ 5.5 KiB each (200 offers)
     decision_auto_impressions: bool = True  # what a decision returns counts as shown
     # Defaults of a new offer's limits.
     decision_max_impressions: int | None = Field(3, ge=0)

@@ -8,6 +8,7 @@ queue on the busy timeout instead of failing on a lock upgrade.
 from __future__ import annotations
 
 import hashlib
+import logging
 import weakref
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -34,6 +35,8 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
 from relata import point_reads
+
+log = logging.getLogger("relata.db")
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -384,9 +387,18 @@ def take_on_commit(session: Session) -> list[Callable[[], None]]:
     return session.info.pop(ON_COMMIT, None) or []
 
 
+def run_after_commit(callbacks: list[Callable[[], None]]) -> None:
+    """Run what ``take_on_commit`` handed over; one failing does not stop the others, and
+    none undoes the commit (it is logged: committed is committed)."""
+    for fn in callbacks:
+        try:
+            fn()
+        except Exception:
+            log.exception("work after a commit failed")
+
+
 def _committed(session: Session) -> None:
-    for fn in take_on_commit(session):
-        fn()
+    run_after_commit(take_on_commit(session))
 
 
 def _rolled_back(session: Session, previous: Any) -> None:

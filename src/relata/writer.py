@@ -28,7 +28,14 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from relata.db import DEFERRED, ON_COMMIT, Database, flush_deferred, take_on_commit
+from relata.db import (
+    DEFERRED,
+    ON_COMMIT,
+    Database,
+    flush_deferred,
+    run_after_commit,
+    take_on_commit,
+)
 
 T = TypeVar("T")
 log = logging.getLogger("relata.writer")
@@ -132,7 +139,7 @@ class Writer:
             try:
                 result = work(session)
                 session.commit()
-                _committed(take_on_commit(session))
+                run_after_commit(take_on_commit(session))
                 return result
             except DBAPIError as exc:
                 with suppress(Exception):  # the connection may be gone
@@ -168,14 +175,6 @@ class Writer:
             job.future.set_exception(exc)
             return
         job.future.set_result(result)
-
-
-def _committed(callbacks: list[Callable[[], None]]) -> None:
-    for fn in callbacks:
-        try:
-            fn()
-        except Exception:  # committed is committed: the waiting requests still get answers
-            log.exception("a callback after the writer's commit failed")
 
 
 def _run(session: Session, batch: list[_Job]) -> list[Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -53,10 +53,6 @@ class DecisionNotFound(LookupError):
 
 class ResponseError(ValueError):
     pass
-
-
-def after_commit(session: Session, fn: Callable[[], None]) -> None:
-    on_commit(session, fn)
 
 
 @dataclass(frozen=True, slots=True)
@@ -468,10 +464,10 @@ def _remember_after_commit(
         for customer_id, found in by_customer.items():
             engine.remember(customer_id, found)
 
-    after_commit(session, applied)
+    on_commit(session, applied)
 
 
 def _invalidate_after_commit(session: Session, customer_ids: set[int]) -> None:
     engine = existing(session)
     if engine is not None:
-        after_commit(session, lambda: engine.invalidate(customer_ids))
+        on_commit(session, lambda: engine.invalidate(customer_ids))

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from relata import point_reads
 from relata.config import Settings
-from relata.db import defer_insert, utcnow
+from relata.db import defer_insert, on_commit, utcnow
 from relata.decisions import permission, responses, timeline
 from relata.decisions.decide import Outcome, Request
 from relata.decisions.engine import Engine
@@ -27,7 +27,6 @@ from relata.decisions.responses import (  # the domain's public service, in one 
     RESPONSE_EVENTS,
     DecisionNotFound,
     ResponseError,
-    after_commit,
     parse_id,
     record_responses,
     responses_from_events,
@@ -138,7 +137,7 @@ def make(
             if shown:
                 engine.count(outcome, request.channel)
 
-        after_commit(into, applied)
+        on_commit(into, applied)
 
     return Decided(_read(decision_id, customer_id, request, outcome, now), log)
 
