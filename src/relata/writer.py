@@ -9,7 +9,8 @@ job, so one bad job fails alone.
 
 Rows a job hands to ``db.defer_insert`` are gathered over the whole batch and inserted
 once a table before the commit: a busy server's decisions and audit rows cost one
-statement a table, not one a request. One writer a database a process (``shared``), so
+statement a table, not one a request; on PostgreSQL, when that is all a batch does, one
+statement for all its tables, committed on its own (``db.commit_deferred_at_once``). One writer a database a process (``shared``), so
 audit rows and the decision log share that transaction instead of queueing on SQLite's
 write lock behind each other.
 """
@@ -32,6 +33,7 @@ from relata.db import (
     DEFERRED,
     ON_COMMIT,
     Database,
+    commit_deferred_at_once,
     flush_deferred,
     run_after_commit,
     take_on_commit,
@@ -136,9 +138,12 @@ class Writer:
                 conn = self._conn = self.db.write_connection()
             session = Session(bind=conn, expire_on_commit=False)
             session.info[ON_COMMIT] = []  # run below, not by an event listener (db.on_commit)
+            session.info[DEFERRED] = {}
             try:
                 result = work(session)
-                session.commit()
+                if not commit_deferred_at_once(session):
+                    flush_deferred(session)
+                    session.commit()
                 run_after_commit(take_on_commit(session))
                 return result
             except DBAPIError as exc:
@@ -178,7 +183,4 @@ class Writer:
 
 
 def _run(session: Session, batch: list[_Job]) -> list[Any]:
-    session.info[DEFERRED] = {}
-    results = [job.fn(session) for job in batch]
-    flush_deferred(session)
-    return results
+    return [job.fn(session) for job in batch]
