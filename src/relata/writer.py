@@ -10,9 +10,9 @@ job, so one bad job fails alone.
 Rows a job hands to ``db.defer_insert`` are gathered over the whole batch and inserted
 once a table before the commit: a busy server's decisions and audit rows cost one
 statement a table, not one a request; on PostgreSQL, when that is all a batch does, one
-statement for all its tables, committed on its own (``db.commit_deferred_at_once``). One writer a database a process (``shared``), so
-audit rows and the decision log share that transaction instead of queueing on SQLite's
-write lock behind each other.
+statement for all its tables, committed on its own (``db.commit_deferred_at_once``).
+One writer a database a process (``shared``), so audit rows and the decision log share
+that transaction instead of queueing on SQLite's write lock behind each other.
 """
 
 from __future__ import annotations

@@ -23,6 +23,8 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlalchemy.orm import Session
 
+from relata import customer_changes
+
 
 class TTLCache:
     """Values keyed by customer id; a merged-away id's answer is filed under its survivor too."""
@@ -63,6 +65,13 @@ class TTLCache:
                 for alias in self._aliases.pop(key, ()):
                     self._items.pop(alias, None)
 
+    def forget(self, keys: set[int] | None) -> None:
+        """A change announced (customer_changes.py): these customers, or everyone."""
+        if keys is None:
+            self.clear()
+        else:
+            self.discard(keys)
+
     def clear(self) -> None:
         with self._lock:
             self._items.clear()
@@ -84,14 +93,17 @@ def for_session(session: Session) -> TTLCache:
         cache = _caches.get(pool)
         if cache is None:
             cache = _caches[pool] = TTLCache()
+            customer_changes.subscribe(session.get_bind().engine, cache.forget)
         return cache
 
 
 def invalidate(session: Session, customer_ids: Iterable[int]) -> None:
-    """Forget these customers now, and again when the session's transaction ends."""
+    """Forget these customers now, and again when the session's transaction ends; every
+    other process forgets them when it commits (customer_changes.py)."""
     ids = set(customer_ids)
     cache = for_session(session)
     cache.discard(ids)
+    customer_changes.changed(session, ids)
     pending = session.info.get(_PENDING)
     if pending is None:
         pending = session.info[_PENDING] = set()

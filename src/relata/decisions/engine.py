@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy.orm import Session
 
-from relata import heap
+from relata import customer_changes, heap
 from relata.config import Settings
 from relata.db import Database
 from relata.decisions import collaborative, eligibility, loader, sync
@@ -69,6 +69,7 @@ class Engine:
         self._worker: _Background | None = None
         self._writer: Writer | None = None
         self._writer_lock = threading.Lock()
+        self._changes: customer_changes.Listener | None = None
 
     # --- the shared snapshot ---------------------------------------------------------------
 
@@ -163,7 +164,27 @@ class Engine:
 
     # --- customers ---------------------------------------------------------------------------
 
-    def customer(self, session: Session, customer_id: int, now: datetime) -> CustomerState | None:
+    def changes_mark(self) -> int:
+        """Note this before reading a customer's status; hand it to ``customer``."""
+        changes = self._changes
+        return changes.generation if changes is not None else 0
+
+    def knows_current(self, customer_id: int) -> bool:
+        """Whether this customer is cached and would be announced if it changed: then its
+        status need not be read (customer_changes.py)."""
+        changes = self._changes
+        if changes is None or not changes.live:
+            return False
+        ttl = self.settings.decision_profile_ttl_seconds
+        with self._cache_lock:
+            item = self._cache.get(customer_id)
+        return item is not None and time.monotonic() - item[0] < ttl
+
+    def customer(
+        self, session: Session, customer_id: int, now: datetime, mark: int | None = None
+    ) -> CustomerState | None:
+        """The cached state, or one read now. ``mark`` (``changes_mark``, noted before the
+        customer's status was read): a state read after an announcement since is not kept."""
         snap = self.snapshot(session)
         ttl = self.settings.decision_profile_ttl_seconds
         with self._cache_lock:
@@ -171,6 +192,8 @@ class Engine:
             if item is not None and time.monotonic() - item[0] < ttl:
                 self._cache.move_to_end(customer_id)
                 return item[1]
+        if mark is None:
+            mark = self.changes_mark()
         state = loader.customer(
             session,
             customer_id,
@@ -181,15 +204,27 @@ class Engine:
             self.settings,
         )
         if state is not None:
-            self._put(customer_id, state)
+            self._put(customer_id, state, mark=mark)
         return state
 
-    def _put(self, customer_id: int, state: CustomerState, keep_age: bool = False) -> None:
+    def _put(
+        self,
+        customer_id: int,
+        state: CustomerState,
+        keep_age: bool = False,
+        mark: int | None = None,
+    ) -> None:
         size = self.settings.decision_cache_size
         if size <= 0:
             return
         with self._cache_lock:
+            # Under the lock that the listener's invalidate takes: a change announced
+            # after ``mark`` either stops this or evicts what it puts.
+            if mark is not None and mark != self.changes_mark():
+                return
             old = self._cache.get(customer_id)
+            if keep_age and old is None:
+                return  # forgotten meanwhile (an announced change): read afresh next time
             loaded = old[0] if keep_age and old is not None else time.monotonic()
             self._cache[customer_id] = (loaded, state)
             self._cache.move_to_end(customer_id)
@@ -268,8 +303,14 @@ class Engine:
         if self._worker is None and (folds or settings.decision_sync_seconds > 0):
             self._worker = _Background(self, db, settle_heap)
             self._worker.start()
+        if self._changes is None and settings.decision_listen and not db.is_sqlite:
+            self._changes = customer_changes.Listener(db.engine)
+            self._changes.start()
 
     def stop(self) -> None:
+        if self._changes is not None:
+            self._changes.stop()
+            self._changes = None
         if self._worker is not None:
             self._worker.stop()
             self._worker = None
@@ -428,6 +469,8 @@ def engine_for(db: Database, settings: Settings) -> Engine:
         found = _engines.get(db.engine.pool)
         if found is None:
             found = _engines[db.engine.pool] = Engine(settings)
+            # Merges, unmerges, erasures and consent changes, here and in other processes.
+            customer_changes.subscribe(db.engine, found.invalidate)
         return found
 
 

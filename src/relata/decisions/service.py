@@ -104,9 +104,16 @@ def make(
     this returns, so its connection is back in the pool while the log is committed."""
     now = now or utcnow()
     permission.requirement(settings, request.channel)
-    customer_id = _customer(session, request, record, writer)
+    mark = engine.changes_mark()
+    customer_id = _customer(session, engine, request, record, writer)
     snap = engine.snapshot(session)
-    state = engine.customer(session, customer_id, now)
+    state = engine.customer(session, customer_id, now, mark)
+    if state is None and request.anonymous_id is None:
+        # Forgotten between the look at the cache and now (a merge or erasure announced
+        # meanwhile): the status says where the customer went.
+        mark = engine.changes_mark()
+        customer_id = _customer(session, None, request, record, writer)
+        state = engine.customer(session, customer_id, now, mark)
     if state is None:
         raise CustomerNotFound(f"customer {customer_id} cannot be decided for (erased?)")
     block = permission.check(session, customer_id, request.channel, request.context, settings)
@@ -143,11 +150,16 @@ def make(
 
 
 def _customer(
-    session: Session, request: DecisionRequest, create: bool, writer: Writer | None
+    session: Session,
+    engine: Engine | None,
+    request: DecisionRequest,
+    create: bool,
+    writer: Writer | None,
 ) -> int:
     """The active customer asked about; a new anonymous visitor gets a profile (if ``create``).
 
-    One primary-key read of two columns in the common case (an active customer).
+    One primary-key read of two columns in the common case (an active customer), none for
+    a cached one while this process hears of every merge and erasure (customer_changes.py).
     """
     aid = request.anonymous_id
     if aid is not None:
@@ -165,6 +177,8 @@ def _customer(
         return identity.anonymous_profiles(session, [aid])[aid]
     cid = request.customer_id
     assert cid is not None
+    if engine is not None and engine.knows_current(cid):
+        return cid
     # A point read straight through the driver: a Session's checkout, BEGIN and ROLLBACK
     # cost more than this primary-key read (point_reads.py). The session stays unused
     # (and unconnected) unless the customer is not cached.

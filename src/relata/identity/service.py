@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import select, text, update
 from sqlalchemy.orm import Session
 
+from relata import customer_changes
 from relata.config import Settings
 from relata.db import (
     UTCDateTime,
@@ -236,6 +237,7 @@ def merge(session: Session, survivor_id: int, merged_id: int, reason: str) -> in
         .where(Customer.id == merged_id)
         .values(status="merged", merged_into_id=survivor_id, updated_at=utcnow())
     )
+    customer_changes.changed(session, [survivor_id, merged_id])
     session.flush()
     record_system_event(
         session,
@@ -313,6 +315,7 @@ def merge_many(
     columns = ["id", "survivor_id", "merged_id", "reason", "before", "created_at"]
     bulk_insert(session, Merge.__table__, columns, rows)
     _move_customers(session, [(s, m) for s, m, _ in merges], now)
+    customer_changes.changed(session, [*survivors, *merged_ids])
     record_system_events(
         session,
         [
@@ -402,6 +405,7 @@ def unmerge(session: Session, merge_id: int, settings: Settings) -> Unmerged:
                 .values(customer_id=log.merged_id)
             )
     restored.status, restored.merged_into_id = "active", None
+    customer_changes.changed(session, [holder, *members])
     session.flush()
     _reassign_arrivals(session, log, holder, settings)
     # A person separated them: matching must not merge them again (deterministic links
