@@ -139,3 +139,23 @@ def test_a_dropped_connection_is_replaced_for_deferred_rows_too(db, tables, at_o
     assert stored(db, B) == {1: "later-ä1"}
     if not db.is_sqlite:
         assert at_once[-1] is True
+
+
+def test_a_coroutine_awaits_its_job_and_one_that_went_away_stops_nothing(db, tables):
+    import asyncio
+
+    writer = Writer(db)
+
+    async def main():  # type: ignore[no-untyped-def]
+        first = await writer.submit_async(deferring(A, [1], "a"))
+        with pytest.raises(exc.IntegrityError):  # the job's error, raised in the coroutine
+            await writer.submit_async(deferring(A, [1], "dup"))
+        writer.submit_async(deferring(A, [2], "gone")).cancel()  # the client hung up
+        return first, await writer.submit_async(deferring(A, [3], "c"))
+
+    try:
+        assert asyncio.run(main()) == ("a", "c")
+    finally:
+        writer.stop()
+    # What was handed over is committed, whether or not anyone still waits for it.
+    assert stored(db, A) == {1: "a-ä1", 2: "gone-ä2", 3: "c-ä3"}

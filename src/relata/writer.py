@@ -17,6 +17,7 @@ that transaction instead of queueing on SQLite's write lock behind each other.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import queue
 import threading
@@ -60,11 +61,48 @@ def shared(db: Database) -> Writer:
 
 
 class _Job:
-    __slots__ = ("fn", "future")
+    """A job and who waits for it: a thread (``future``) or an event loop (``waiter``)."""
 
-    def __init__(self, fn: Callable[[Session], Any]) -> None:
+    __slots__ = ("fn", "future", "loop", "waiter")
+
+    def __init__(
+        self, fn: Callable[[Session], Any], loop: asyncio.AbstractEventLoop | None = None
+    ) -> None:
         self.fn = fn
-        self.future: Future[Any] = Future()
+        self.loop = loop
+        if loop is None:
+            self.future: Future[Any] = Future()
+        else:
+            self.waiter: asyncio.Future[Any] = loop.create_future()
+
+
+def _deliver(done: list[tuple[_Job, bool, Any]]) -> None:
+    """Hand each job its result (True) or exception (False): to a waiting thread directly,
+    to an event loop in one callback a loop for the whole batch (a wake-up of the loop
+    each, and none of wrap_future's chaining of two futures)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[_Job, bool, Any]]] = {}
+    for item in done:
+        job, ok, value = item
+        if job.loop is None:
+            if ok:
+                job.future.set_result(value)
+            else:
+                job.future.set_exception(value)
+        else:
+            by_loop.setdefault(job.loop, []).append(item)
+    for loop, items in by_loop.items():
+        with suppress(RuntimeError):  # the loop was closed: nobody waits any more
+            loop.call_soon_threadsafe(_settle, items)
+
+
+def _settle(items: list[tuple[_Job, bool, Any]]) -> None:  # on the waiting event loop
+    for job, ok, value in items:
+        if job.waiter.done():  # cancelled: the request went away
+            continue
+        if ok:
+            job.waiter.set_result(value)
+        else:
+            job.waiter.set_exception(value)
 
 
 class Writer:
@@ -86,6 +124,13 @@ class Writer:
         job = _Job(fn)
         self._queue.put(job)
         return job.future
+
+    def submit_async(self, fn: Callable[[Session], T]) -> asyncio.Future[T]:
+        """From a coroutine: an awaitable done once committed (or failed)."""
+        self._ensure_started()
+        job = _Job(fn, asyncio.get_running_loop())
+        self._queue.put(job)
+        return job.waiter
 
     def _ensure_started(self) -> None:
         if self._thread is None:
@@ -165,21 +210,19 @@ class Writer:
             results = self._transaction(lambda session: _run(session, batch))
         except BaseException as exc:
             if len(batch) == 1:
-                batch[0].future.set_exception(exc)
+                _deliver([(batch[0], False, exc)])
                 return
-            for job in batch:  # one bad job must not fail the others
-                self._alone(job)
+            # One bad job must not fail the others.
+            _deliver([self._alone(job) for job in batch])
             return
-        for job, result in zip(batch, results, strict=True):
-            job.future.set_result(result)
+        _deliver([(job, True, result) for job, result in zip(batch, results, strict=True)])
 
-    def _alone(self, job: _Job) -> None:
+    def _alone(self, job: _Job) -> tuple[_Job, bool, Any]:
         try:
             (result,) = self._transaction(lambda session: _run(session, [job]))
         except BaseException as exc:  # handed to the waiting request, which answers for it
-            job.future.set_exception(exc)
-            return
-        job.future.set_result(result)
+            return job, False, exc
+        return job, True, result
 
 
 def _run(session: Session, batch: list[_Job]) -> list[Any]:

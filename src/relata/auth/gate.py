@@ -15,7 +15,6 @@ and an empty or missing body gets the 401.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -272,7 +271,7 @@ async def _write(writer: Writer, entry: audit.AuditRecord, status: int) -> bool:
     hand-off, a ``BEGIN IMMEDIATE`` and a commit each and queued every POST on the write lock."""
     row = replace(entry, status=status)
     try:
-        await asyncio.wrap_future(writer.submit(lambda conn: audit.record(conn, row)))
+        await writer.submit_async(lambda conn: audit.record(conn, row))
     except SQLAlchemyError:
         log.exception("could not write the audit log")
         return False

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -100,7 +99,7 @@ async def decide(body: DecisionRequest, request: Request) -> Response:
             if entry is not None:
                 audit.record(session, entry)
 
-        await asyncio.wrap_future(writer.submit(job))
+        await writer.submit_async(job)
         gate.audited(request)
     return Response(decided.read.model_dump_json(exclude_none=True), media_type=JSON)
 
@@ -142,8 +141,9 @@ async def _record(request: Request, items: list[ResponseItem]) -> ResponsesRead:
     """Through the group-commit writer, like the decisions they answer."""
     settings = get_settings(request)
     writer = _engine(request).writer(request.app.state.db)
-    job = writer.submit(lambda session: service.record_responses(session, settings, items))
-    return await asyncio.wrap_future(job)
+    return await writer.submit_async(
+        lambda session: service.record_responses(session, settings, items)
+    )
 
 
 @router.get("/v1/decision-performance", response_model=list[OfferPerformance])
