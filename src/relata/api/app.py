@@ -81,7 +81,7 @@ def create_app(
     app.include_router(auth_pages)
 
     @app.get("/health", tags=["meta"])
-    def health() -> dict[str, str]:
+    async def health() -> dict[str, str]:  # on the loop: a pool thread's hop cost ~0.3 ms
         return {"status": "ok", "version": __version__}
 
     mount_web(app)
