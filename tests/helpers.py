@@ -20,3 +20,13 @@ def put(db: Database, settings: Settings, source: str, *records: RecordInput) ->
 
 def rec(key: str, **data: str) -> RecordInput:
     return RecordInput(key, dict(data))
+
+
+def decision_settings(db: Database) -> Settings:
+    """No background fold and no control group: a decisions test folds and syncs itself."""
+    return Settings(
+        database_url=db.url,
+        decision_fold_seconds=0,
+        decision_sync_seconds=0,
+        decision_control_share=0,
+    )

@@ -20,6 +20,7 @@ from relata.db import Database
 from relata.decisions import service
 from relata.decisions.engine import Engine, engine_for
 from relata.decisions.schemas import DecisionRequest
+from tests.helpers import decision_settings
 from tests.test_decisions import grant, person
 
 ONLY_PG = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
@@ -27,12 +28,7 @@ ONLY_PG = pytest.mark.parametrize("db", ["postgresql"], indirect=True)
 
 @pytest.fixture
 def settings(db: Database) -> Settings:
-    return Settings(
-        database_url=db.url,
-        decision_fold_seconds=0,
-        decision_sync_seconds=0,
-        decision_control_share=0,
-    )
+    return decision_settings(db)
 
 
 @pytest.fixture

@@ -12,18 +12,12 @@ from relata.decisions import service, sync
 from relata.decisions.engine import Engine, engine_for
 from relata.decisions.models import Decision, DecisionOutcome, DecisionResponse, DecisionStat
 from relata.events.models import Event
-from tests.helpers import make_source, put, rec
+from tests.helpers import decision_settings, make_source, put, rec
 
 
 @pytest.fixture
 def settings(db: Database) -> Settings:
-    # No background fold and no control group: each test folds and syncs when it wants.
-    return Settings(
-        database_url=db.url,
-        decision_fold_seconds=0,
-        decision_sync_seconds=0,
-        decision_control_share=0,
-    )
+    return decision_settings(db)
 
 
 def person(db, settings, key="K1", **fields) -> int:

@@ -9,19 +9,14 @@ import pytest
 from relata.config import Settings
 from relata.consent import service as consent
 from relata.decisions import sync
-from tests.helpers import make_source, put, rec
+from tests.helpers import decision_settings, make_source, put, rec
 
 HTML = {"Accept": "text/html"}
 
 
 @pytest.fixture
 def settings(db) -> Settings:
-    return Settings(
-        database_url=db.url,
-        decision_fold_seconds=0,
-        decision_sync_seconds=0,
-        decision_control_share=0,
-    )
+    return decision_settings(db)
 
 
 @pytest.fixture
