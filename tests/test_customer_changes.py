@@ -197,3 +197,56 @@ def test_merges_unmerges_and_erasures_announce_their_customers(db, settings, hea
     with db.session() as s:
         erase(s, eva, settings)
     assert eva in set().union(*heard)
+
+
+@ONLY_PG
+def test_a_contract_signed_through_another_process_is_not_offered_a_moment_later(db, settings):
+    """The mortgage signed on Monday: the shop's event reaches one process, the hotline asks
+    another, which had the customer cached."""
+    from relata.decisions import offers
+    from relata.decisions.schemas import OfferWrite
+    from relata.events import service as events
+    from relata.events.schemas import Track
+
+    eva = person(db, settings)
+    grant(db, settings, eva)
+    with db.session() as s:
+        offers.create_offer(
+            s,
+            OfferWrite(
+                key="mortgage",
+                name="Mortgage",
+                channels=["web"],
+                category="mortgages",
+                suppress_held="category",
+                value=900,
+                max_impressions=None,  # asked again and again below: only holding it stops it
+            ),
+            settings,
+        )
+    engine = engine_for(db, settings)
+    engine.start(db)
+    other = Database(db.url)
+
+    def offered() -> list[str | None]:
+        with db.session() as s:
+            ask = DecisionRequest(customer_id=eva, channel="web", explain=True)
+            found = service.decide(s, engine, settings, ask)
+        return [o.key for o in found.offers] or [c.code for c in found.considered or []]
+
+    try:
+        assert eventually(lambda: engine._changes is not None and engine._changes.live)
+        assert offered() == ["mortgage"]  # and cached
+        signed = Track(
+            type="track",
+            userId="K1",
+            event="Contract Signed",
+            source="shop",
+            properties={"contract_id": "M-1", "product_id": "m-5y", "category": "mortgages"},
+        )
+        with other.session() as s:
+            events.ingest(s, [signed], settings)
+        assert eventually(lambda: offered() == ["held"], seconds=3)  # not after the cache's 30 s
+    finally:
+        engine.stop()
+        other.dispose()

@@ -1,7 +1,8 @@
-"""Customers whose status or consent just changed: forgotten by every process's caches.
+"""Customers just changed in what decides for them: forgotten by every process's caches.
 
-A decision must not use a cached customer that a merge, an unmerge, an erasure or a
-consent change (in any process) has replaced. The transaction that changes customers
+A decision must not use a cached customer that a merge, an unmerge, an erasure, a
+consent change or a new holding (in any process) has replaced. The transaction that
+changes customers
 calls :func:`changed`. When it commits, this process's subscribers (the decision engine's
 cached customers, consent's cache) forget them at once; on PostgreSQL a ``NOTIFY`` sent
 in the same transaction reaches every other process's :class:`Listener` a moment after

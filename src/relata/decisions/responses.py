@@ -21,6 +21,7 @@ from psycopg.types.json import set_json_loads
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from relata import customer_changes
 from relata.config import Settings
 from relata.db import defer_insert, insert_new_sqlite, on_commit, utcnow
 from relata.decisions import timeline
@@ -468,6 +469,6 @@ def _remember_after_commit(
 
 
 def _invalidate_after_commit(session: Session, customer_ids: set[int]) -> None:
-    engine = existing(session)
-    if engine is not None:
-        on_commit(session, lambda: engine.invalidate(customer_ids))
+    # Every process, not only this one: a contract signed through the shop's feed must
+    # not be offered a second later by a worker that answers the hotline.
+    customer_changes.changed(session, customer_ids)
