@@ -1,6 +1,7 @@
-"""Merges, erasures and consent changes reach every process's caches (customer_changes.py):
-at once in the process that commits them, and through LISTEN/NOTIFY in the others, which
-then need not read a cached customer's status on every decision."""
+"""Merges, erasures, consent changes and new holdings reach every process's caches
+(customer_changes.py): at once in the process that commits them, and through
+LISTEN/NOTIFY in the others, which then need not read a cached customer's status on
+every decision."""
 
 from __future__ import annotations
 

@@ -125,9 +125,9 @@ class Settings(BaseSettings):
     decision_fold_in_server: bool = True
     decision_profile_ttl_seconds: float = Field(30.0, ge=0)
     decision_cache_size: int = Field(20_000, ge=0)  # customers; ≈ 5.5 KiB each (200 offers)
-    # PostgreSQL: a server process listens for merges, erasures and consent changes of
-    # any process (customer_changes.py), forgets those customers at once, and so need not
-    # read a cached customer's status on each decision. False: it reads it every time.
+    # PostgreSQL: a server process listens for merges, erasures, consent changes and new
+    # holdings of any process (customer_changes.py), forgets those customers at once, and
+    # so need not read a cached customer's status on each decision. False: it reads it.
     decision_listen: bool = True
     decision_auto_impressions: bool = True  # what a decision returns counts as shown
     # Defaults of a new offer's limits.

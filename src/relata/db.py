@@ -461,20 +461,12 @@ def _flush(session: Session, conn: Connection, pending: dict[Any, list[tuple]]) 
         for (table, columns), rows in pending.items():
             bulk_insert(session, table, list(columns), rows)
         return
+    from psycopg import RawCursor  # PostgreSQL only: SQLite installs need not import it
+
     driver = conn.connection.driver_connection
-    cursor = driver.cursor()
-    try:
-        with driver.pipeline():
-            for (table, columns), rows in pending.items():
-                rows = converted(conn.dialect, table, list(columns), rows)
-                if len(rows) <= VALUES_UP_TO:
-                    flat = [v for row in rows for v in row]
-                    cursor.execute(_values_insert(table.name, columns, len(rows)), flat)
-                else:
-                    arrays = [list(col) for col in zip(*rows, strict=True)]
-                    cursor.execute(_unnest_insert(conn.dialect, table, columns), arrays)
-    finally:
-        cursor.close()
+    with RawCursor(driver) as cursor, driver.pipeline():
+        for shape, params in _statements(conn.dialect, pending):
+            cursor.execute(_insert_sql(conn.dialect, shape), params)
 
 
 def commit_deferred_at_once(session: Session) -> bool:
@@ -516,80 +508,66 @@ def commit_deferred_at_once(session: Session) -> bool:
 
 
 def _at_once(dialect: Any, pending: dict[tuple[Table, tuple[str, ...]], list[tuple]]) -> Any:
-    shape: list[tuple[Table, tuple[str, ...], int]] = []
-    params: list[Any] = []
-    for (table, columns), rows in pending.items():
-        rows = converted(dialect, table, list(columns), rows)
-        if len(rows) <= VALUES_UP_TO:
-            shape.append((table, columns, len(rows)))
-            params += [v for row in rows for v in row]
-        else:
-            shape.append((table, columns, 0))
-            params += [list(col) for col in zip(*rows, strict=True)]
-    key = tuple((t.name, c, n) for t, c, n in shape)
+    statements = _statements(dialect, pending)
+    key = tuple((t.name, c, n) for (t, c, n), _ in statements)
     sql = _AT_ONCE_SQL.get(key)
     if sql is None:
-        sql = _AT_ONCE_SQL[key] = _at_once_sql(dialect, shape)
-    return sql, params
+        parts, start = [], 0
+        for shape, params in statements:
+            parts.append(_insert_sql(dialect, shape, start))
+            start += len(params)
+        ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+        sql = _AT_ONCE_SQL[key] = f"WITH {ctes} {parts[-1]}" if ctes else parts[0]
+    return sql, [v for _, params in statements for v in params]
 
 
-# psycopg parses a query's %s placeholders on every execution once it has more than 50
-# parameters (its cache stops there): a fifth of the writer's time. These statements use
-# PostgreSQL's own $n placeholders and go through a RawCursor, which parses nothing.
 _AT_ONCE_SQL: dict[tuple[tuple[str, tuple[str, ...], int], ...], str] = {}
-
-
-def _at_once_sql(dialect: Any, shape: list[tuple[Table, tuple[str, ...], int]]) -> str:
-    parts: list[str] = []
-    at = 0
-    for table, columns, n in shape:
-        head = f"INSERT INTO {table.name} ({', '.join(columns)})"
-        if n:
-            rows = []
-            for _ in range(n):
-                rows.append("(" + ", ".join(f"${at + i + 1}" for i in range(len(columns))) + ")")
-                at += len(columns)
-            parts.append(f"{head} VALUES {', '.join(rows)}")
-        else:
-            types = [table.c[c].type.compile(dialect=dialect) for c in columns]
-            arrays = ", ".join(f"${at + i + 1}::{t}[]" for i, t in enumerate(types))
-            at += len(columns)
-            parts.append(f"{head} SELECT * FROM unnest({arrays})")
-    if len(parts) == 1:
-        return parts[0]
-    ctes = ", ".join(f"w{i} AS ({part})" for i, part in enumerate(parts[:-1]))
-    return f"WITH {ctes} {parts[-1]}"
-
-
-_UNNEST_SQL: dict[tuple[str, tuple[str, ...]], str] = {}
+Shape = tuple[Table, tuple[str, ...], int]  # a table, its columns, n rows as VALUES (0: unnest)
 # Up to this many rows a table: one INSERT … VALUES with a parameter a value, which
 # psycopg dumps in C; its array dumpers are Python, a cost a column that made a group
 # commit of one decision 15 % dearer in Python and 25 % on the server (bench A/B, 4 Dec).
 VALUES_UP_TO = 8
-_VALUES_SQL: dict[tuple[str, tuple[str, ...], int], str] = {}
 
 
-def _values_insert(name: str, columns: tuple[str, ...], n: int) -> str:
-    key = (name, columns, n)
-    found = _VALUES_SQL.get(key)
+def _statements(dialect: Any, pending: dict[Any, list[tuple]]) -> list[tuple[Shape, list[Any]]]:
+    """Each table's gathered rows as one INSERT's shape and parameters: a few rows as VALUES
+    (a parameter a value), more as ``unnest`` of one array a column."""
+    out: list[tuple[Shape, list[Any]]] = []
+    for (table, columns), rows in pending.items():
+        rows = converted(dialect, table, list(columns), rows)
+        if len(rows) <= VALUES_UP_TO:
+            out.append(((table, columns, len(rows)), [v for row in rows for v in row]))
+        else:
+            out.append(((table, columns, 0), [list(col) for col in zip(*rows, strict=True)]))
+    return out
+
+
+# PostgreSQL's own $n placeholders, run through a RawCursor: psycopg parses a query's %s
+# placeholders anew on every execution once it has more than 50 parameters (its cache
+# stops there), a fifth of the writer's time; a RawCursor parses nothing.
+_INSERT_SQL: dict[tuple[str, tuple[str, ...], int, int], str] = {}
+
+
+def _insert_sql(dialect: Any, shape: Shape, start: int = 0) -> str:
+    """The INSERT of ``shape``, its placeholders numbered from ``start`` + 1."""
+    table, columns, n = shape
+    key = (table.name, columns, n, start)
+    found = _INSERT_SQL.get(key)
     if found is None:
-        row = "(" + ", ".join(["%s"] * len(columns)) + ")"
-        found = _VALUES_SQL[key] = (
-            f"INSERT INTO {name} ({', '.join(columns)}) VALUES {', '.join([row] * n)}"
-        )
-    return found
-
-
-def _unnest_insert(dialect: Any, table: Table, columns: tuple[str, ...]) -> str:
-    key = (table.name, columns)
-    found = _UNNEST_SQL.get(key)
-    if found is None:
-        # Each array typed as its column (binary parameters carry no column type).
-        types = [table.c[c].type.compile(dialect=dialect) for c in columns]
-        arrays = ", ".join(f"%b::{t}[]" for t in types)
-        found = _UNNEST_SQL[key] = (
-            f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({arrays})"
-        )
+        head = f"INSERT INTO {table.name} ({', '.join(columns)})"
+        width = len(columns)
+        if n:
+            rows = (
+                "(" + ", ".join(f"${start + r * width + i + 1}" for i in range(width)) + ")"
+                for r in range(n)
+            )
+            found = f"{head} VALUES {', '.join(rows)}"
+        else:
+            # Each array typed as its column (a binary parameter carries no column type).
+            types = [table.c[c].type.compile(dialect=dialect) for c in columns]
+            arrays = ", ".join(f"${start + i + 1}::{t}[]" for i, t in enumerate(types))
+            found = f"{head} SELECT * FROM unnest({arrays})"
+        _INSERT_SQL[key] = found
     return found
 
 

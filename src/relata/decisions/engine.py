@@ -469,7 +469,7 @@ def engine_for(db: Database, settings: Settings) -> Engine:
         found = _engines.get(db.engine.pool)
         if found is None:
             found = _engines[db.engine.pool] = Engine(settings)
-            # Merges, unmerges, erasures and consent changes, here and in other processes.
+            # Merges, erasures, consent changes, new holdings: here and in other processes.
             customer_changes.subscribe(db.engine, found.invalidate)
         return found
 
